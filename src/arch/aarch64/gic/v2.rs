@@ -1,0 +1,104 @@
+//! GICv2 (GIC-400 on the Raspberry Pi 4, `gic-version=2` on QEMU virt): distributor and CPU
+//! interface by MMIO (GICv2 architecture specification, IHI 0048B, chapter 4).
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use crate::config::GicDesc;
+use crate::mm::phys_to_mmio;
+
+register_structs! {
+    Distributor {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _reserved2),
+        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
+        (0xbfc => _reserved3),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => _reserved4),
+        (0x1000 => @END),
+    }
+}
+
+register_structs! {
+    CpuInterface {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => pmr: ReadWrite<u32>),
+        (0x008 => bpr: ReadWrite<u32>),
+        (0x00c => iar: ReadOnly<u32>),
+        (0x010 => eoir: WriteOnly<u32>),
+        (0x014 => _reserved0),
+        (0x1000 => @END),
+    }
+}
+
+pub struct GicV2 {
+    gicd: u64,
+    gicc: u64,
+}
+
+/// CPU interface number of each core (a GICv2 SGI names targets by it).
+static CPU_IF: [AtomicU8; crate::vm::MAX_PCPUS] = [const { AtomicU8::new(0) }; crate::vm::MAX_PCPUS];
+
+impl GicV2 {
+    pub fn new(desc: &GicDesc) -> Self {
+        GicV2 { gicd: desc.gicd, gicc: desc.gicc }
+    }
+
+    fn gicd(&self) -> &'static Distributor {
+        // SAFETY: the board's distributor, identity-mapped as Device memory (IHI 0048B §4.3).
+        unsafe { &*phys_to_mmio::<Distributor>(self.gicd) }
+    }
+
+    fn gicc(&self) -> &'static CpuInterface {
+        // SAFETY: the board's CPU interface (banked per core), Device-mapped (IHI 0048B §4.4).
+        unsafe { &*phys_to_mmio::<CpuInterface>(self.gicc) }
+    }
+
+    pub fn init_distributor(&self) {
+        let d = self.gicd();
+        d.ctlr.set(0);
+        d.ctlr.set(1);
+    }
+
+    pub fn init_cpu(&self, core: usize) {
+        let d = self.gicd();
+        // ITARGETSR0..7 read back this core's own CPU interface mask (banked).
+        let mask = (d.itargetsr[0].get() & 0xff) as u8;
+        if let Some(slot) = CPU_IF.get(core) {
+            slot.store(mask, Ordering::Relaxed);
+        }
+        for p in d.ipriorityr.iter().take(8) {
+            p.set(0x8080_8080);
+        }
+        d.icenabler[0].set(0xffff_0000);
+        d.isenabler[0].set(1 << super::SGI_KICK);
+        let c = self.gicc();
+        c.pmr.set(0xff);
+        c.bpr.set(0);
+        c.ctlr.set(1);
+    }
+
+    pub fn send_sgi(&self, core: usize, intid: u32) {
+        let mask = CPU_IF.get(core).map_or(0, |m| m.load(Ordering::Relaxed)) as u32;
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        self.gicd().sgir.set((mask << 16) | (intid & 0xf));
+    }
+
+    pub fn acknowledge(&self) -> u32 {
+        self.gicc().iar.get() & 0x3ff
+    }
+
+    pub fn end_of_interrupt(&self, intid: u32) {
+        self.gicc().eoir.set(intid);
+    }
+}

@@ -1,0 +1,155 @@
+//! GICv3: distributor and redistributors by MMIO, CPU interface by system registers
+//! (GICv3 architecture specification, IHI 0069, chapters 12.8–12.11).
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
+
+use crate::arch::regs;
+use crate::config::GicDesc;
+use crate::mm::phys_to_mmio;
+
+register_structs! {
+    Distributor {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        (0x10000 => @END),
+    }
+}
+
+register_structs! {
+    RedistributorRd {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => iidr: ReadOnly<u32>),
+        (0x008 => typer: ReadOnly<u64>),
+        (0x010 => _reserved0),
+        (0x014 => waker: ReadWrite<u32>),
+        (0x018 => _reserved1),
+        (0x10000 => @END),
+    }
+}
+
+register_structs! {
+    RedistributorSgi {
+        (0x000 => _reserved0),
+        (0x080 => igroupr0: ReadWrite<u32>),
+        (0x084 => _reserved1),
+        (0x100 => isenabler0: ReadWrite<u32>),
+        (0x104 => _reserved2),
+        (0x180 => icenabler0: ReadWrite<u32>),
+        (0x184 => _reserved3),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 8]),
+        (0x420 => _reserved4),
+        (0x10000 => @END),
+    }
+}
+
+const GICD_CTLR_ENABLE_G0: u32 = 1 << 0;
+const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
+const GICD_CTLR_ARE: u32 = 1 << 4;
+const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+const GICR_TYPER_LAST: u64 = 1 << 4;
+const GICR_STRIDE: u64 = 0x2_0000;
+/// ICC_SRE_EL2: SRE (system registers) | DFB | DIB | Enable (EL1 may use ICC_SRE_EL1).
+const ICC_SRE_EL2_VALUE: u64 = 0b1111;
+
+pub struct GicV3 {
+    gicd: u64,
+    gicr: u64,
+}
+
+impl GicV3 {
+    pub fn new(desc: &GicDesc) -> Self {
+        GicV3 { gicd: desc.gicd, gicr: desc.gicr }
+    }
+
+    fn gicd(&self) -> &'static Distributor {
+        // SAFETY: `gicd` is the board's distributor, identity-mapped as Device memory by the
+        // EL2 MMU set-up; the register block layout matches IHI 0069 §12.9.
+        unsafe { &*phys_to_mmio::<Distributor>(self.gicd) }
+    }
+
+    /// Finds the redistributor whose GICR_TYPER affinity matches `mpidr`.
+    fn redistributor(&self, mpidr: u64) -> Option<u64> {
+        let aff = ((mpidr >> 32) & 0xff) << 24 | (mpidr & 0xff_ffff);
+        let mut base = self.gicr;
+        for _ in 0..crate::vm::MAX_PCPUS * 2 {
+            // SAFETY: redistributor frames are identity-mapped Device memory within the board's
+            // GICR range; the walk stops at the frame flagged Last.
+            let rd = unsafe { &*phys_to_mmio::<RedistributorRd>(base) };
+            let typer = rd.typer.get();
+            if typer >> 32 == aff {
+                return Some(base);
+            }
+            if typer & GICR_TYPER_LAST != 0 {
+                return None;
+            }
+            base += GICR_STRIDE;
+        }
+        None
+    }
+
+    pub fn init_distributor(&self) {
+        let d = self.gicd();
+        d.ctlr.set(0);
+        // Affinity routing on, both groups on (QEMU's GIC has one security state: DS = 1).
+        d.ctlr.set(GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1 | GICD_CTLR_ENABLE_G0);
+    }
+
+    pub fn init_cpu(&self, mpidr: u64) {
+        let Some(base) = self.redistributor(mpidr) else {
+            crate::console::hyp_println(format_args!(
+                "FATAL: no GICv3 redistributor for MPIDR {:#x}",
+                mpidr
+            ));
+            crate::arch::halt_machine(0xfe);
+        };
+        // SAFETY: `base` is this core's redistributor (found by affinity), Device-mapped.
+        let rd = unsafe { &*phys_to_mmio::<RedistributorRd>(base) };
+        rd.waker.set(rd.waker.get() & !GICR_WAKER_PROCESSOR_SLEEP);
+        while rd.waker.get() & GICR_WAKER_CHILDREN_ASLEEP != 0 {
+            core::hint::spin_loop();
+        }
+        // SAFETY: the SGI/PPI frame follows the RD frame at +64 KiB (IHI 0069 §12.10).
+        let sgi = unsafe { &*phys_to_mmio::<RedistributorSgi>(base + 0x1_0000) };
+        sgi.igroupr0.set(0xffff_ffff);
+        for p in sgi.ipriorityr.iter() {
+            p.set(0x8080_8080);
+        }
+        sgi.icenabler0.set(0xffff_0000);
+        sgi.isenabler0.set(1 << super::SGI_KICK);
+
+        aarch64_cpu::registers::ICC_SRE_EL2.set(ICC_SRE_EL2_VALUE);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+        regs::set_icc_pmr_el1(0xff);
+        regs::set_icc_bpr1_el1(0);
+        regs::set_icc_ctlr_el1_raw(0); // EOImode 0: EOI also deactivates.
+        regs::set_icc_igrpen1_el1(1);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+
+    pub fn send_sgi(&self, mpidr: u64, intid: u32) {
+        let aff3 = (mpidr >> 32) & 0xff;
+        let aff2 = (mpidr >> 16) & 0xff;
+        let aff1 = (mpidr >> 8) & 0xff;
+        let aff0 = mpidr & 0xf;
+        let v = (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
+        aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
+        regs::set_icc_sgi1r_el1(v);
+        aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    }
+
+    pub fn acknowledge(&self) -> u32 {
+        (regs::icc_iar1_el1() & 0xff_ffff) as u32
+    }
+
+    pub fn end_of_interrupt(&self, intid: u32) {
+        regs::set_icc_eoir1_el1(intid as u64);
+    }
+}

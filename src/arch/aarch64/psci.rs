@@ -1,0 +1,51 @@
+//! Calls to the platform's PSCI firmware (PSCI 1.1, SMC conduit: what QEMU `virt` with
+//! virtualization=on offers).
+
+/// PSCI function identifiers (SMC64 where a 64-bit form exists).
+pub mod func {
+    pub const VERSION: u32 = 0x8400_0000;
+    pub const CPU_SUSPEND: u32 = 0xc400_0001;
+    pub const CPU_OFF: u32 = 0x8400_0002;
+    pub const CPU_ON: u32 = 0xc400_0003;
+    pub const AFFINITY_INFO: u32 = 0xc400_0004;
+    pub const MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
+    pub const SYSTEM_OFF: u32 = 0x8400_0008;
+    pub const SYSTEM_RESET: u32 = 0x8400_0009;
+    pub const FEATURES: u32 = 0x8400_000a;
+    pub const SMCCC_VERSION: u32 = 0x8000_0000;
+}
+
+/// PSCI return codes.
+pub mod ret {
+    pub const SUCCESS: i64 = 0;
+    pub const NOT_SUPPORTED: i64 = -1;
+    pub const INVALID_PARAMETERS: i64 = -2;
+    pub const DENIED: i64 = -3;
+    pub const ALREADY_ON: i64 = -4;
+    pub const ON_PENDING: i64 = -5;
+    pub const INVALID_ADDRESS: i64 = -9;
+}
+
+fn smc(func: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+    let mut x0 = func as u64;
+    // SAFETY: an SMCCC call to firmware; per SMCCC 1.1 it may clobber x0-x17 and nothing else.
+    unsafe {
+        core::arch::asm!("smc #0",
+            inout("x0") x0, inout("x1") a1 => _, inout("x2") a2 => _, inout("x3") a3 => _,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _, out("x9") _,
+            out("x10") _, out("x11") _, out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+            out("x16") _, out("x17") _, options(nostack));
+    }
+    x0 as i64
+}
+
+/// Starts physical core `mpidr` at `entry` (EL2) with `x0 = context`.
+pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> i64 {
+    smc(func::CPU_ON, mpidr, entry, context)
+}
+
+/// Powers the machine off.
+pub fn system_off() -> ! {
+    smc(func::SYSTEM_OFF, 0, 0, 0);
+    super::halt_core()
+}

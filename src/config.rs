@@ -1,0 +1,6 @@
+//! The tables generated from the board and the config at build time (see `build.rs`).
+#![allow(dead_code)]
+
+pub use tessera_config::desc::*;
+
+include!(concat!(env!("OUT_DIR"), "/config.rs"));

@@ -1,0 +1,2 @@
+//! Drivers for the board's own devices, used by the hypervisor.
+pub mod pl011;

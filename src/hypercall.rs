@@ -1,0 +1,53 @@
+//! The Tessera hypercall ABI (crates/abi) as the hypervisor implements it.
+
+use tessera_abi::{Call, Error, CONSOLE_WRITE_MAX, VERSION_MAJOR, VERSION_MINOR};
+
+use crate::arch::TrapFrame;
+use crate::vm::{self, VmEnd};
+use crate::{console, mm};
+
+/// Handles HVC function `frame.x[0]` for vCPU `vcpu` of `vm`.
+pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
+    let Some(call) = Call::from_id(frame.x[0]) else {
+        frame.x[0] = Error::NotSupported.as_reg();
+        return;
+    };
+    match call {
+        Call::Version => {
+            frame.x[0] = 0;
+            frame.x[1] = ((VERSION_MAJOR as u64) << 16) | VERSION_MINOR as u64;
+        }
+        Call::Null => frame.x[0] = 0,
+        Call::ConsoleWrite => match console_write(vm, frame.x[1], frame.x[2]) {
+            Ok(n) => {
+                frame.x[0] = 0;
+                frame.x[1] = n;
+            }
+            Err(e) => frame.x[0] = e.as_reg(),
+        },
+        Call::Identity => {
+            frame.x[0] = 0;
+            frame.x[1] = vm as u64;
+            frame.x[2] = vcpu as u64;
+            frame.x[3] = vm::desc(vm).vcpus.len() as u64;
+        }
+        Call::Shutdown => vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)),
+    }
+}
+
+/// Copies `len` bytes at guest-physical `ipa` to the VM's console, after checking every byte
+/// lies in the VM's own RAM.
+fn console_write(vm: usize, ipa: u64, len: u64) -> Result<u64, Error> {
+    if len > CONSOLE_WRITE_MAX || ipa.checked_add(len).is_none() {
+        return Err(Error::InvalidParameters);
+    }
+    // Each RAM region is physically contiguous, so one containment check covers the buffer.
+    if len > 0 && !vm::vm_ram_contains(vm, ipa, len) {
+        return Err(Error::InvalidParameters);
+    }
+    let pa = vm::ipa_to_pa(vm, ipa).unwrap_or(0);
+    for i in 0..len {
+        console::vm_output(vm, mm::read_phys_u8(pa + i));
+    }
+    Ok(len)
+}

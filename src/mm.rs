@@ -1,0 +1,103 @@
+//! Physical memory: the one place that turns physical addresses into pointers, the frame
+//! allocator the VMs' memory and stage-2 tables come from, and the guest-memory accessors.
+//!
+//! The hypervisor's EL2 map is an identity map of the board's RAM and of its own MMIO, so a
+//! physical address *is* the virtual address the hypervisor uses.
+
+use spin::Mutex;
+use tessera_colors::{bitmap_words, FrameAllocator};
+use tessera_stage2::{PhysAddr, TableMemory};
+
+use crate::config::PhysRange;
+
+/// Largest RAM the allocator can manage: 8 GiB → a 256 KiB bitmap in .bss.
+const WORDS: usize = bitmap_words(8 << 30);
+
+static FRAMES: Mutex<FrameAllocator<WORDS>> = Mutex::new(FrameAllocator::EMPTY);
+
+/// The device registers at physical `pa` as a typed register block.
+pub fn phys_to_mmio<T>(pa: u64) -> *const T {
+    pa as usize as *const T
+}
+
+/// Sets up the allocator over `ram`, minus the `reserved` ranges (hypervisor image, DTB).
+pub fn init_frames(
+    ram: PhysRange,
+    reserved: &[PhysRange],
+) -> Result<(), tessera_colors::FrameError> {
+    let mut a = FRAMES.lock();
+    a.init(PhysAddr(ram.base), ram.size)?;
+    for r in reserved {
+        a.reserve(PhysAddr(r.base), r.size)?;
+    }
+    Ok(())
+}
+
+/// Physically contiguous, zeroed memory of `size` bytes aligned to `align`.
+pub fn alloc_zeroed(size: u64, align: u64) -> Option<u64> {
+    let pa = FRAMES.lock().alloc_contiguous(size, align)?.0;
+    zero(pa, size);
+    Some(pa)
+}
+
+/// Claims exactly `[pa, pa + size)` (a config's explicit placement); zeroes it.
+pub fn claim_zeroed(pa: u64, size: u64) -> Option<u64> {
+    let mut a = FRAMES.lock();
+    let free = (0..size / 4096).all(|i| a.is_free(PhysAddr(pa + i * 4096)));
+    if !free || a.reserve(PhysAddr(pa), size).is_err() {
+        return None;
+    }
+    drop(a);
+    zero(pa, size);
+    Some(pa)
+}
+
+/// Free 4 KiB frames left.
+pub fn free_frames() -> usize {
+    FRAMES.lock().free_frames()
+}
+
+/// Zeroes `[pa, pa + size)` of RAM the caller owns (a stopped VM's memory).
+pub fn copy_zero(pa: u64, size: u64) {
+    zero(pa, size)
+}
+
+fn zero(pa: u64, size: u64) {
+    // SAFETY: [pa, pa + size) is identity-mapped RAM owned by the caller: just received from
+    // the frame allocator or claimed, or the memory of a VM none of whose vCPUs runs.
+    unsafe { core::ptr::write_bytes(pa as usize as *mut u8, 0, size as usize) };
+}
+
+/// Copies `src` to physical `pa`.
+pub fn copy_to_phys(pa: u64, src: &[u8]) {
+    // SAFETY: callers pass a destination inside RAM they own (a VM's memory being loaded while
+    // none of its vCPUs runs); the source is hypervisor data, so the ranges are disjoint.
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa as usize as *mut u8, src.len()) };
+}
+
+/// Reads one byte of RAM at physical `pa` (guest buffers, already validated to be the VM's).
+pub fn read_phys_u8(pa: u64) -> u8 {
+    // SAFETY: callers validated that `pa` is RAM of the calling VM (identity-mapped Normal
+    // memory); a volatile read tolerates the guest changing it concurrently.
+    unsafe { core::ptr::read_volatile(pa as usize as *const u8) }
+}
+
+/// The allocator as stage-2 table memory.
+pub struct Tables;
+
+impl TableMemory for Tables {
+    fn alloc_table(&mut self, count_4k: usize, align: usize) -> Option<PhysAddr> {
+        alloc_zeroed(count_4k as u64 * 4096, align as u64).map(PhysAddr)
+    }
+
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        // SAFETY: `table` came from `alloc_table` (identity-mapped RAM, 4 KiB) and index < 512.
+        unsafe { core::ptr::read_volatile((table.0 as usize as *const u64).add(index)) }
+    }
+
+    fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
+        // SAFETY: as for `read`; a single aligned 64-bit store, so the walker never sees a torn
+        // descriptor.
+        unsafe { core::ptr::write_volatile((table.0 as usize as *mut u64).add(index), desc) }
+    }
+}

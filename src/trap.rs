@@ -1,0 +1,186 @@
+//! The trap dispatcher: what happens when a guest leaves EL1 for EL2.
+
+use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, SPSR_EL2};
+use tock_registers::interfaces::Readable;
+
+use crate::arch::esr::{self, Esr, ExceptionClass};
+use crate::arch::exception::VectorKind;
+use crate::arch::{self, regs, TrapFrame};
+use crate::config::FaultPolicy;
+use crate::vm::{self, VmEnd};
+use crate::{console, hprintln, hypercall, vdev, vpsci};
+
+/// Entry from the vectors with the saved guest registers.
+pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
+    match kind {
+        VectorKind::LowerSync => lower_sync(frame),
+        VectorKind::LowerIrq | VectorKind::LowerFiq => vm::drain_interrupts(),
+        VectorKind::LowerSError => {
+            let esr = Esr(ESR_EL2.get());
+            guest_error(frame, "SError (asynchronous abort)", esr, 0);
+        }
+        _ => hypervisor_fault(frame, kind),
+    }
+    vm::kick_if_stopping();
+}
+
+fn lower_sync(frame: &mut TrapFrame) {
+    let esr = Esr(ESR_EL2.get());
+    match esr.class() {
+        ExceptionClass::Hvc64 => {
+            if esr.imm16() != 0 {
+                frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
+            } else {
+                call(frame, true);
+            }
+        }
+        ExceptionClass::Smc64 => {
+            // A trapped SMC returns to the SMC itself; step over it.
+            frame.elr += 4;
+            call(frame, false);
+        }
+        ExceptionClass::DataAbortLower => data_abort(frame, esr),
+        ExceptionClass::InstrAbortLower => {
+            let far = FAR_EL2.get();
+            stage2_fault(frame, esr, far, regs::fault_ipa(far), true);
+        }
+        ExceptionClass::WfiWfe => frame.elr += 4,
+        _ => {
+            let (vm, vcpu) = current_or_fatal(frame);
+            if vm::rt(vm).may_report_fault(vm) {
+                hprintln!(
+                    "vm {} vcpu {}: {} (ESR {:#x}) at {:#x} → undefined instruction",
+                    vm::desc(vm).name,
+                    vcpu,
+                    esr.class_name(),
+                    esr.0,
+                    frame.elr
+                );
+            }
+            inject_undef(frame);
+        }
+    }
+}
+
+/// HVC or SMC: PSCI and SMCCC architecture calls by either conduit, Tessera calls by HVC.
+fn call(frame: &mut TrapFrame, via_hvc: bool) {
+    let (vm, vcpu) = current_or_fatal(frame);
+    let fid = frame.x[0];
+    if vpsci::is_psci_or_arch(fid) {
+        vpsci::handle(frame, vm, vcpu);
+    } else if via_hvc {
+        hypercall::handle(frame, vm, vcpu);
+    } else {
+        frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
+    }
+}
+
+fn data_abort(frame: &mut TrapFrame, esr: Esr) {
+    let far = FAR_EL2.get();
+    let ipa = regs::fault_ipa(far);
+    let (vm, _) = current_or_fatal(frame);
+    if !esr.s1ptw() && esr.is_translation_fault() {
+        if let Some(handled) = vdev::mmio(frame, vm, ipa, esr) {
+            if handled {
+                frame.elr += 4;
+                return;
+            }
+        }
+    }
+    stage2_fault(frame, esr, far, ipa, false);
+}
+
+/// A guest touched guest-physical memory it does not own: report, then inject an external
+/// abort or stop the VM, as its config says.
+fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction: bool) {
+    let (vm, vcpu) = current_or_fatal(frame);
+    let d = vm::desc(vm);
+    let access = if instruction {
+        "instruction fetch"
+    } else if esr.is_write() {
+        "write"
+    } else {
+        "read"
+    };
+    let action = match d.on_fault {
+        FaultPolicy::InjectAbort => "injecting a synchronous external abort",
+        FaultPolicy::Stop => "stopping the VM",
+    };
+    if vm::rt(vm).may_report_fault(vm) {
+        hprintln!(
+            "vm {} vcpu {}: stage-2 fault: {} at IPA {:#x} (VA {:#x}, PC {:#x}, ESR {:#x}); {}",
+            d.name,
+            vcpu,
+            access,
+            ipa,
+            far,
+            frame.elr,
+            esr.0,
+            action
+        );
+    }
+    match d.on_fault {
+        FaultPolicy::InjectAbort => {
+            let from_el0 = frame.spsr & 0xf == 0;
+            let esr1 = esr::injected_abort_esr(instruction, from_el0);
+            frame.elr = regs::inject_el1_sync(frame.elr, frame.spsr, esr1, far);
+            frame.spsr = arch::exception::SPSR_EL1H_MASKED;
+        }
+        FaultPolicy::Stop => vm::finish_vm(vm, VmEnd::Stopped),
+    }
+}
+
+/// An error of the guest's own making that has no architectural injection (SError): stop it.
+fn guest_error(frame: &TrapFrame, what: &str, esr: Esr, far: u64) {
+    let (vm, vcpu) = current_or_fatal(frame);
+    hprintln!(
+        "vm {} vcpu {}: {} (ESR {:#x}, FAR {:#x}, PC {:#x}); stopping the VM",
+        vm::desc(vm).name,
+        vcpu,
+        what,
+        esr.0,
+        far,
+        frame.elr
+    );
+    vm::finish_vm(vm, VmEnd::Stopped);
+}
+
+fn inject_undef(frame: &mut TrapFrame) {
+    frame.elr = regs::inject_el1_sync(frame.elr, frame.spsr, esr::injected_undef_esr(), 0);
+    frame.spsr = arch::exception::SPSR_EL1H_MASKED;
+}
+
+fn current_or_fatal(frame: &TrapFrame) -> (usize, usize) {
+    match vm::current() {
+        Some(c) => c,
+        None => hypervisor_fault(frame, VectorKind::LowerSync),
+    }
+}
+
+/// An exception the hypervisor caused itself (or one it cannot attribute): a bug of ours.
+/// Report everything and stop the machine.
+fn hypervisor_fault(frame: &TrapFrame, kind: VectorKind) -> ! {
+    let esr = Esr(ESR_EL2.get());
+    console::emergency_print(format_args!(
+        "\n[tessera] FATAL: unexpected {:?} exception on core {} (vCPU {:?})\n\
+         [tessera]   ESR_EL2 {:#018x} ({}, ISS {:#x})\n\
+         [tessera]   FAR_EL2 {:#018x}  ELR_EL2 {:#018x}  SPSR_EL2 {:#010x}\n",
+        kind,
+        arch::core_index(),
+        vm::current(),
+        esr.0,
+        esr.class_name(),
+        esr.iss(),
+        FAR_EL2.get(),
+        ELR_EL2.get(),
+        SPSR_EL2.get()
+    ));
+    for (i, pair) in frame.x.chunks(4).enumerate() {
+        console::emergency_print(format_args!("[tessera]  "));
+        for (j, v) in pair.iter().enumerate() {
+            console::emergency_print(format_args!(" x{:<2} {:#018x}", i * 4 + j, v));
+        }
+        console::emergency_print(format_args!("\n"));
+    }
+    arch::halt_machine(0xff)
+}

@@ -1,0 +1,271 @@
+//! Bring-up: the boot core checks the machine against the build-time config, builds every VM
+//! and starts the other cores; each core then waits for its vCPU.
+
+use core::sync::atomic::Ordering;
+
+use aarch64_cpu::registers::ID_AA64MMFR0_EL1;
+use tock_registers::interfaces::Readable;
+
+use super::{lifecycle, memory, CORE_MPIDR, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
+use crate::arch::{self, cache, exception, gic, psci};
+use crate::config::{GicVersion, PhysRange, BOARD, PCPUS, VMS};
+use crate::{hprintln, mm};
+
+/// Exit code of the machine when Tessera refuses to boot.
+const BOOT_ERROR_EXIT: u32 = 70;
+
+fn boot_error(args: core::fmt::Arguments) -> ! {
+    hprintln!("boot error: {}", args);
+    hprintln!("halting: nothing was started");
+    arch::halt_machine(BOOT_ERROR_EXIT)
+}
+
+/// Entered (by `_start`) at EL2 on the boot core with x0 = the DTB the loader passed.
+pub extern "C" fn primary_main(dtb: u64) -> ! {
+    exception::install_vectors();
+    crate::console::emergency_print(format_args!("\n"));
+    hprintln!(
+        "Tessera {} — board {}, {} VM(s), GICv{}",
+        env!("CARGO_PKG_VERSION"),
+        BOARD.name,
+        VMS.len(),
+        gic_number(BOARD.gic.version)
+    );
+    if VMS.len() > MAX_VMS || PCPUS.len() > MAX_PCPUS {
+        boot_error(format_args!("config larger than this build supports"));
+    }
+    if let Some(vm) = VMS.iter().find(|v| v.vcpus.len() > MAX_VCPUS || v.mem.len() > super::MAX_MEM_REGIONS) {
+        boot_error(format_args!("vm {}: too many vCPUs or memory regions for this build", vm.name));
+    }
+    arch::build_el2_tables(&[BOARD.ram], BOARD.hyp_mmio);
+    arch::enable_el2_mmu();
+
+    let dtb_size = check_machine(dtb);
+
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    let image_start = &raw const __image_start as u64;
+    let image_end = &raw const __image_end as u64;
+    let reserved = [
+        BOARD.hyp_region,
+        PhysRange { base: image_start, size: image_end - image_start },
+        PhysRange { base: dtb & !0xfff, size: ((dtb + dtb_size + 0xfff) & !0xfff) - (dtb & !0xfff) },
+    ];
+    if let Err(e) = mm::init_frames(BOARD.ram, &reserved) {
+        boot_error(format_args!("frame allocator: {:?}", e));
+    }
+
+    gic::init_distributor(&BOARD.gic);
+    gic::init_cpu(0, super::core_mpidr(0));
+
+    let pa_bits = tessera_stage2::parange_bits(ID_AA64MMFR0_EL1.get());
+    let s2 = tessera_stage2::Stage2Config::new(pa_bits);
+    lifecycle::VTCR.store(s2.vtcr_el2(), Ordering::Relaxed);
+    for (i, vm) in VMS.iter().enumerate() {
+        if let Err(e) = memory::build(i, &s2) {
+            boot_error(format_args!("vm {}: {}", vm.name, e));
+        }
+        let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
+        hprintln!(
+            "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
+            vm.name,
+            vm.vcpus.len(),
+            PcpuList(vm.vcpus),
+            ram >> 20,
+            vm.mem[0].ipa,
+            super::ipa_to_pa(i, vm.mem[0].ipa).unwrap_or(0),
+            vm.entry_ipa
+        );
+    }
+    cache::tlb_invalidate_guests();
+    hprintln!(
+        "stage 2: {}-bit IPA; {} MiB of RAM left unassigned",
+        s2.ipa_bits(),
+        (mm::free_frames() * 4096) >> 20
+    );
+    for i in 0..VMS.len() {
+        lifecycle::arm_boot_vcpu(i);
+    }
+
+    for core in 1..BOARD.used_cpus {
+        let r = psci::cpu_on(super::core_mpidr(core), arch::secondary_entry_pa(), core as u64);
+        if r != psci::ret::SUCCESS {
+            boot_error(format_args!("PSCI CPU_ON of core {} failed ({})", core, r));
+        }
+    }
+    lifecycle::park_current()
+}
+
+/// Entered by the secondary entry with the core index.
+pub extern "C" fn secondary_main(core: u64) -> ! {
+    exception::install_vectors();
+    arch::enable_el2_mmu();
+    gic::init_cpu(core as usize, super::core_mpidr(core as usize));
+    lifecycle::park_current()
+}
+
+/// Entered instead of [`primary_main`] when the loader did not start us at EL2.
+pub extern "C" fn wrong_exception_level(el: u64) -> ! {
+    crate::console::emergency_print(format_args!(
+        "\n[tessera] boot error: entered at EL{}, but Tessera must start at EL2.\n\
+         [tessera] On QEMU use `-machine virt,virtualization=on` and boot the raw Image \
+         (not the ELF); on hardware check the firmware's kernel settings.\n",
+        el
+    ));
+    arch::halt_core()
+}
+
+struct PcpuList(&'static [crate::config::VcpuDesc]);
+impl core::fmt::Debug for PcpuList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|v| v.pcpu)).finish()
+    }
+}
+
+/// What the loader's DTB says about the machine.
+struct Machine {
+    size: u64,
+    ram: heapless::Vec<PhysRange, 8>,
+    mpidrs: heapless::Vec<u64, MAX_PCPUS>,
+    cpus: usize,
+    gic: Option<(GicVersion, Option<u64>)>,
+}
+
+enum DtbError {
+    Fdt(fdt::FdtError),
+    Cells,
+}
+
+impl core::fmt::Debug for DtbError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DtbError::Fdt(e) => write!(f, "{:?}", e),
+            DtbError::Cells => f.write_str("malformed reg property"),
+        }
+    }
+}
+
+impl From<fdt::FdtError> for DtbError {
+    fn from(e: fdt::FdtError) -> Self {
+        DtbError::Fdt(e)
+    }
+}
+
+fn parse_dtb(dtb: u64) -> Result<Machine, DtbError> {
+    if dtb == 0 || dtb % 4 != 0 {
+        return Err(DtbError::Fdt(fdt::FdtError::BadPtr));
+    }
+    // SAFETY: x0 at entry points to the DTB per the arm64 boot protocol (checked non-null and
+    // aligned above); the parser validates the header magic and sizes before reading on, and
+    // the blob lies in identity-mapped RAM that nothing writes.
+    let fdt = unsafe { fdt::Fdt::from_ptr_fallible(dtb as usize as *const u32) }?;
+    let root = fdt.root()?;
+    let mut m = Machine {
+        size: fdt.total_size() as u64,
+        ram: heapless::Vec::new(),
+        mpidrs: heapless::Vec::new(),
+        cpus: 0,
+        gic: None,
+    };
+    for entry in root.memory()?.reg()?.iter::<u64, u64>() {
+        let e = entry.map_err(|_| DtbError::Cells)?;
+        let _ = m.ram.push(PhysRange { base: e.address, size: e.len });
+    }
+    for cpu in root.cpus()?.iter()? {
+        let cpu = cpu?;
+        let id = cpu.reg::<u64>()?.first().map_err(|_| DtbError::Cells)?;
+        let _ = m.mpidrs.push(id);
+        m.cpus += 1;
+    }
+    const V3: &[&str] = &["arm,gic-v3"];
+    const V2: &[&str] = &["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a7-gic"];
+    for (version, compat) in [(GicVersion::V3, V3), (GicVersion::V2, V2)] {
+        if let Some(node) = root.all_compatible(compat)?.next() {
+            let node = node?;
+            let gicd = match node.reg()? {
+                Some(reg) => match reg.iter::<u64, u64>().next() {
+                    Some(Ok(e)) => Some(e.address),
+                    _ => None,
+                },
+                None => None,
+            };
+            m.gic = Some((version, gicd));
+            break;
+        }
+    }
+    Ok(m)
+}
+
+fn gic_number(v: GicVersion) -> u32 {
+    match v {
+        GicVersion::V2 => 2,
+        GicVersion::V3 => 3,
+    }
+}
+
+/// Checks the DTB the loader passed against the board and the config (RAM, cores, GIC);
+/// records every core's MPIDR. Returns the DTB's size.
+fn check_machine(dtb: u64) -> u64 {
+    let m = match parse_dtb(dtb) {
+        Ok(m) => m,
+        Err(e) => boot_error(format_args!(
+            "cannot read the device tree at x0 = {:#x} ({:?}); boot the raw Image so the loader passes one",
+            dtb, e
+        )),
+    };
+    let want = BOARD.ram;
+    let seen: u64 = m.ram.iter().map(|r| r.size).sum();
+    if !m.ram.iter().any(|r| r.base <= want.base && want.base + want.size <= r.base + r.size) {
+        boot_error(format_args!(
+            "board {} needs {} MiB of RAM at {:#x}; the DTB describes {} MiB (QEMU: -m {}M)",
+            BOARD.name,
+            want.size >> 20,
+            want.base,
+            seen >> 20,
+            want.size >> 20
+        ));
+    }
+    for (i, id) in m.mpidrs.iter().enumerate() {
+        CORE_MPIDR[i].store(*id, Ordering::Relaxed);
+    }
+    if m.cpus < BOARD.used_cpus {
+        boot_error(format_args!(
+            "the config uses {} physical cores but the DTB describes {} (QEMU: -smp {})",
+            BOARD.used_cpus, m.cpus, BOARD.used_cpus
+        ));
+    }
+    if m.cpus > BOARD.max_cpus || m.cpus > MAX_PCPUS {
+        boot_error(format_args!(
+            "the DTB describes {} cores, more than board {} allows ({})",
+            m.cpus, BOARD.name, BOARD.max_cpus
+        ));
+    }
+    let Some((version, gicd)) = m.gic else {
+        boot_error(format_args!("the DTB describes no GICv2 or GICv3"));
+    };
+    if version != BOARD.gic.version {
+        boot_error(format_args!(
+            "this image was built for GICv{} but the machine has GICv{} (build with --gic {}, or run QEMU with gic-version={})",
+            gic_number(BOARD.gic.version),
+            gic_number(version),
+            gic_number(version),
+            gic_number(BOARD.gic.version)
+        ));
+    }
+    if gicd != Some(BOARD.gic.gicd) {
+        boot_error(format_args!(
+            "GIC distributor at {:#x?} in the DTB, {:#x} in board.toml",
+            gicd, BOARD.gic.gicd
+        ));
+    }
+    hprintln!(
+        "machine: {} cores, {} MiB RAM, GICv{} distributor at {:#x}",
+        m.cpus,
+        seen >> 20,
+        gic_number(version),
+        BOARD.gic.gicd
+    );
+    m.size
+}

@@ -1,0 +1,84 @@
+//! PSCI 1.1 and the SMCCC architecture calls as each VM sees them: CPU_ON/OFF and
+//! AFFINITY_INFO over the VM's own vCPUs, SYSTEM_OFF/RESET meaning *this VM*.
+
+use crate::arch::psci::{func, ret};
+use crate::arch::TrapFrame;
+use crate::vm::{self, VcpuState, VmEnd};
+
+const PSCI_VERSION_1_1: u64 = 0x0001_0001;
+const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
+const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+
+/// PSCI (0x84000000–0x8400001F and the SMC64 forms 0xC4000000–0xC400001F) or SMCCC
+/// architecture calls (0x80000000–0x8000FFFF).
+pub fn is_psci_or_arch(fid: u64) -> bool {
+    let f = fid as u32 as u64 == fid;
+    let id = fid as u32;
+    f && ((0x8400_0000..=0x8400_001f).contains(&id)
+        || (0xc400_0000..=0xc400_001f).contains(&id)
+        || (0x8000_0000..=0x8000_ffff).contains(&id))
+}
+
+/// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
+pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
+    let fid = frame.x[0] as u32;
+    let smc32 = fid & 0x4000_0000 == 0;
+    let arg = |i: usize| if smc32 { frame.x[i] & 0xffff_ffff } else { frame.x[i] };
+    let result: i64 = match fid {
+        func::SMCCC_VERSION => SMCCC_VERSION_1_1 as i64,
+        SMCCC_ARCH_FEATURES => ret::NOT_SUPPORTED,
+        func::VERSION => PSCI_VERSION_1_1 as i64,
+        func::FEATURES => features(arg(1) as u32),
+        0x8400_0003 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),
+        func::CPU_OFF => vm::vcpu_off(vm, vcpu),
+        0x8400_0004 | func::AFFINITY_INFO => affinity_info(vm, arg(1), arg(2)),
+        func::SYSTEM_OFF => vm::finish_vm(vm, VmEnd::Exit(0)),
+        func::SYSTEM_RESET => vm::reset_vm(vm),
+        // Standby-style suspend: returning at once is a valid implementation.
+        0x8400_0001 | func::CPU_SUSPEND => ret::SUCCESS,
+        // "Trusted OS not present": no migration is needed.
+        func::MIGRATE_INFO_TYPE => 2,
+        _ => ret::NOT_SUPPORTED,
+    };
+    frame.x[0] = result as u64;
+}
+
+fn features(fid: u32) -> i64 {
+    match fid {
+        func::SMCCC_VERSION
+        | func::VERSION
+        | func::FEATURES
+        | func::CPU_ON
+        | 0x8400_0003
+        | func::CPU_OFF
+        | func::AFFINITY_INFO
+        | 0x8400_0004
+        | func::SYSTEM_OFF
+        | func::SYSTEM_RESET
+        | func::CPU_SUSPEND
+        | 0x8400_0001
+        | func::MIGRATE_INFO_TYPE => ret::SUCCESS,
+        _ => ret::NOT_SUPPORTED,
+    }
+}
+
+fn cpu_on(vm: usize, target: u64, entry: u64, context: u64) -> i64 {
+    match vm::vcpu_by_mpidr(vm, target) {
+        Some((t, _)) => vm::start_vcpu(vm, t, entry, context),
+        None => ret::INVALID_PARAMETERS,
+    }
+}
+
+fn affinity_info(vm: usize, target: u64, level: u64) -> i64 {
+    if level != 0 {
+        return ret::INVALID_PARAMETERS;
+    }
+    match vm::vcpu_by_mpidr(vm, target) {
+        Some((t, _)) => match vm::rt(vm).vcpus[t].state() {
+            VcpuState::On | VcpuState::StopRequested => 0,
+            VcpuState::Off => 1,
+            VcpuState::OnPending => 2,
+        },
+        None => ret::INVALID_PARAMETERS,
+    }
+}
