@@ -1,0 +1,162 @@
+//! The `no_std` descriptor types the EL2 image is built from.
+//!
+//! `build.rs` of the hypervisor validates a board + config (with the `std` feature of this
+//! crate) and generates Rust source that defines, in the image:
+//!
+//! ```ignore
+//! pub static BOARD: BoardDesc = ...;
+//! pub static VMS: [VmDesc; N] = [...];
+//! pub static PCPUS: [PcpuDesc; M] = [...];   // one per physical core the board may have
+//! ```
+//!
+//! Everything here is plain data with `'static` references, so the generated tables live in
+//! `.rodata` and nothing is parsed at run time.
+
+/// Interrupt controller generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+/// The physical GIC frames of the board for one GIC version (absent frames are 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GicDesc {
+    pub version: GicVersion,
+    /// Distributor.
+    pub gicd: u64,
+    /// v3: first redistributor (each is 128 KiB: RD + SGI frames).
+    pub gicr: u64,
+    /// v2: CPU interface.
+    pub gicc: u64,
+    /// v2: virtual interface control.
+    pub gich: u64,
+    /// v2: virtual CPU interface.
+    pub gicv: u64,
+}
+
+/// How secondary cores are started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmpBoot {
+    /// PSCI CPU_ON through SMC.
+    PsciSmc,
+    /// PSCI CPU_ON through HVC (only when Tessera itself runs under another EL2, unusual).
+    PsciHvc,
+    /// Spin table: write the entry address to `release_addrs[core]`, then `sev`.
+    SpinTable { release_addrs: &'static [u64] },
+}
+
+/// A physical memory range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysRange {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// The board, from `boards/<board>/board.toml`.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardDesc {
+    pub name: &'static str,
+    /// The RAM the board has (at least; the DTB may report more).
+    pub ram: PhysRange,
+    /// Largest number of cores the board can have; the DTB must report at least
+    /// `used_cpus` of them.
+    pub max_cpus: usize,
+    /// Number of physical cores the config uses (highest pCPU index + 1).
+    pub used_cpus: usize,
+    pub smp_boot: SmpBoot,
+    /// The hypervisor's console: a PL011 at this physical address.
+    pub console_uart: u64,
+    /// The GIC the image was built for (`--gic`, default from board.toml); the hypervisor
+    /// refuses to boot when the DTB reports another version.
+    pub gic: GicDesc,
+    /// RAM the hypervisor keeps for itself: `[ram.base, load address + board.toml's
+    /// `hypervisor.size`)`, i.e. the firmware's DTB below the image, the image with every
+    /// embedded guest image and DTB, bss and stacks. Validation guarantees no VM's explicit
+    /// `phys` memory lies in it; the frame allocator must hand out only RAM outside it (and
+    /// outside every explicit `MemDesc::phys` range).
+    pub hyp_region: PhysRange,
+    /// Every MMIO range the hypervisor itself may touch (console, GIC frames), for its own
+    /// stage-1 map (Device-nGnRE); page-aligned.
+    pub hyp_mmio: &'static [PhysRange],
+}
+
+/// What the hypervisor does when a guest touches what it does not own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPolicy {
+    /// Inject a synchronous external abort into the guest (what bare hardware would do).
+    InjectAbort,
+    /// Stop the whole VM and report it as failed.
+    Stop,
+}
+
+/// A guest RAM region: `size` bytes at guest-physical `ipa`. When `phys` is `Some`, the region
+/// is backed by exactly that physical range (identity-like placement the config asked for);
+/// otherwise the frame allocator picks frames at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemDesc {
+    pub ipa: u64,
+    pub size: u64,
+    pub phys: Option<u64>,
+}
+
+/// A physical device passed through to a VM: `size` bytes of MMIO at physical `pa`, mapped at
+/// guest-physical `ipa` (Device-nGnRE), and its interrupts (GIC INTIDs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceDesc {
+    pub name: &'static str,
+    pub pa: u64,
+    pub ipa: u64,
+    pub size: u64,
+    pub irqs: &'static [u32],
+}
+
+/// One virtual CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcpuDesc {
+    /// Physical core it runs on.
+    pub pcpu: usize,
+    /// The MPIDR the guest sees (VMPIDR_EL2), Aff0 = vCPU index; bit 31 (RES1) included.
+    pub mpidr: u64,
+}
+
+/// One VM.
+#[derive(Clone, Copy, Debug)]
+pub struct VmDesc {
+    /// Index in `VMS` (also used as VMID + 1).
+    pub id: usize,
+    pub name: &'static str,
+    pub vcpus: &'static [VcpuDesc],
+    pub mem: &'static [MemDesc],
+    pub devices: &'static [DeviceDesc],
+    /// Guest-physical base of its virtual PL011 (4 KiB, trapped and emulated).
+    pub vuart_ipa: u64,
+    /// The guest image bytes (embedded with `include_bytes!`).
+    pub image: &'static [u8],
+    /// Where the image is copied (inside `mem`).
+    pub image_ipa: u64,
+    /// Where vCPU 0 starts (EL1h, MMU off, x0 = `dtb_ipa`).
+    pub entry_ipa: u64,
+    /// The VM's device tree, generated at build time.
+    pub dtb: &'static [u8],
+    /// Where the DTB is copied (inside `mem`, 8-byte aligned, not overlapping the image).
+    pub dtb_ipa: u64,
+    pub on_fault: FaultPolicy,
+    /// The VM's GIC frames as the guest sees them (same version as `BOARD.gic`).
+    pub vgic: GicDesc,
+}
+
+/// Scheduling policy of one physical core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PcpuPolicy {
+    /// No vCPU: the core is parked.
+    Idle,
+    /// Exactly one vCPU, WFI not trapped: `(vm index, vcpu index)`.
+    Exclusive { vm: usize, vcpu: usize },
+}
+
+/// One physical core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcpuDesc {
+    pub policy: PcpuPolicy,
+}

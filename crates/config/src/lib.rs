@@ -1,0 +1,265 @@
+//! Tessera's build-time configuration.
+//!
+//! * [`desc`] (always, `no_std`): the plain-data descriptor types the EL2 image is built from.
+//! * With feature `std`: the TOML schema ([`schema`]) of `boards/<board>/board.toml` and
+//!   `boards/<board>/configs/<name>.toml`, validation that reports **every** problem as a
+//!   one-line [`ConfigError`], guest-image loading ([`image`]), guest DTB generation ([`dtb`]),
+//!   and generation of the Rust tables / linker script ([`codegen`]).
+//!
+//! Interrupt numbers in board and config files are **GIC INTIDs** (SPI *n* of a device tree is
+//! INTID *n* + 32); only the generated guest DTBs use the device-tree convention.
+//!
+//! # API (feature `std`)
+//!
+//! ```ignore
+//! use tessera_config::{check, Options, MissingImages};
+//!
+//! // `cargo xtask check-config`: report or every error (one line each).
+//! match tessera_config::check(&root.join("boards/qemu-virt"),
+//!                             &root.join("boards/qemu-virt/configs/default.toml"),
+//!                             Some(&root.join("target/guests"))) {
+//!     Ok(report) => print!("{report}"),          // Report: Display (partition table)
+//!     Err(errors) => for e in errors { eprintln!("{e}") },
+//! }
+//!
+//! // Full control (GIC version, image overrides, missing-image policy):
+//! let mut opts = Options::new(&root, "qemu-virt", "default");   // config: name or path
+//! opts.gic = Some(2);
+//! opts.missing_images = MissingImages::ReportUnbuilt;
+//! let system = tessera_config::load(&opts)?;                     // Result<System, Vec<ConfigError>>
+//! let report = tessera_config::Report::new(&system);
+//! // build.rs: tessera_config::codegen::write_all(&system, &out_dir)?;
+//! ```
+//!
+//! [`check`] reads `TESSERA_IMAGE_<VM>` overrides from the environment and accepts guest
+//! images that are not built yet when `guests/<image>/Cargo.toml` exists (the report says
+//! "not built yet"); the hypervisor's build.rs instead requires every image.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod desc;
+
+#[cfg(feature = "std")]
+pub mod codegen;
+#[cfg(feature = "std")]
+pub mod dtb;
+#[cfg(feature = "std")]
+mod error;
+#[cfg(feature = "std")]
+pub mod image;
+#[cfg(feature = "std")]
+mod report;
+#[cfg(feature = "std")]
+pub mod schema;
+#[cfg(feature = "std")]
+mod validate;
+
+#[cfg(feature = "std")]
+pub use error::{ConfigError, ErrorKind, Subject};
+#[cfg(feature = "std")]
+pub use report::Report;
+#[cfg(feature = "std")]
+pub use validate::{image_env_var, load, overlapping_pairs};
+
+/// Page (and region alignment) size.
+pub const PAGE_SIZE: u64 = 4096;
+/// Default guest RAM IPA (QEMU virt's RAM base).
+pub const DEFAULT_RAM_IPA: u64 = 0x4000_0000;
+/// Guest-physical base of the virtual PL011 (INTID 33).
+pub const VUART_IPA: u64 = 0x0900_0000;
+/// Guest-physical vGIC frames (QEMU virt's addresses).
+pub const VGIC_GICD: u64 = 0x0800_0000;
+pub const VGIC_GICC: u64 = 0x0801_0000;
+pub const VGIC_GICR: u64 = 0x080A_0000;
+/// One GICv3 redistributor (RD + SGI frames).
+pub const VGIC_GICR_STRIDE: u64 = 0x2_0000;
+/// Room for the guest DTB at the top of the first RAM region.
+pub const DTB_MAX: u64 = 0x1_0000;
+/// Per-core hypervisor stack.
+pub const STACK_SIZE: u64 = 0x1_0000;
+
+#[cfg(feature = "std")]
+pub use model::*;
+
+#[cfg(feature = "std")]
+mod model {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+    use std::string::String;
+    use std::vec::Vec;
+
+    use crate::desc::{FaultPolicy, GicDesc, MemDesc, PcpuPolicy, PhysRange};
+    use crate::image::FlatImage;
+    use crate::schema::{BoardFile, ConfigFile, DtValue};
+    use crate::{ConfigError, Report};
+
+    /// What to do when a VM's image file does not exist.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum MissingImages {
+        /// It is an error (the hypervisor build).
+        Error,
+        /// Fine if `guests/<image>/Cargo.toml` exists (check-config): "not built yet".
+        ReportUnbuilt,
+        /// Embed an empty image and add a warning (bare `cargo clippy -p tessera`).
+        Placeholder,
+    }
+
+    /// Inputs of [`crate::load`].
+    #[derive(Clone, Debug)]
+    pub struct Options {
+        /// Repository root: image paths in configs are relative to it, and guest crates are
+        /// looked up under `guests/`.
+        pub repo_root: PathBuf,
+        /// `boards/<board>` (holds board.toml).
+        pub board_dir: PathBuf,
+        /// The config file.
+        pub config: PathBuf,
+        /// GIC version (2 or 3); `None` = board.toml's `gic.default`.
+        pub gic: Option<u8>,
+        /// Where built guests are (`<name>.bin`); default `<repo_root>/target/guests`.
+        pub guest_dir: PathBuf,
+        /// Read `TESSERA_IMAGE_<VM>` overrides from the environment.
+        pub read_image_env: bool,
+        /// Explicit image overrides by VM name (after the environment).
+        pub image_overrides: BTreeMap<String, PathBuf>,
+        pub missing_images: MissingImages,
+    }
+
+    impl Options {
+        /// Board `board` (a directory under `<repo_root>/boards`) and config `config`: a name
+        /// (`boards/<board>/configs/<name>.toml`) or a path to a `.toml` (relative to the repo
+        /// root unless absolute). Images required; environment overrides read.
+        pub fn new(repo_root: &Path, board: &str, config: &str) -> Options {
+            let board_dir = repo_root.join("boards").join(board);
+            Options {
+                config: config_path(repo_root, &board_dir, config),
+                board_dir,
+                repo_root: repo_root.to_path_buf(),
+                gic: None,
+                guest_dir: repo_root.join("target").join("guests"),
+                read_image_env: true,
+                image_overrides: BTreeMap::new(),
+                missing_images: MissingImages::Error,
+            }
+        }
+    }
+
+    /// Resolve a config name or path (see [`Options::new`]).
+    pub fn config_path(repo_root: &Path, board_dir: &Path, config: &str) -> PathBuf {
+        if config.ends_with(".toml") || config.contains('/') {
+            let p = Path::new(config);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                repo_root.join(p)
+            }
+        } else {
+            board_dir.join("configs").join(format!("{config}.toml"))
+        }
+    }
+
+    /// A validated board + config, ready for code generation and reports.
+    #[derive(Clone, Debug)]
+    pub struct System {
+        pub board: BoardFile,
+        pub config: ConfigFile,
+        /// Config file stem (e.g. `default`).
+        pub config_name: String,
+        /// The physical GIC the image is built for.
+        pub gic: GicDesc,
+        /// `[ram.base, hypervisor.load_address + hypervisor.size)`.
+        pub hyp_region: PhysRange,
+        pub hyp_mmio: Vec<PhysRange>,
+        pub vms: Vec<Vm>,
+        /// One per board core (`max_cpus`).
+        pub pcpus: Vec<PcpuPolicy>,
+        /// Highest pCPU index used + 1.
+        pub used_cpus: usize,
+        /// Files read (for `cargo:rerun-if-changed`).
+        pub inputs: Vec<PathBuf>,
+        /// Environment variables consulted besides the fixed `TESSERA_*` ones.
+        pub env_vars: Vec<String>,
+        /// Non-fatal remarks (e.g. placeholder images).
+        pub warnings: Vec<String>,
+    }
+
+    /// One resolved VM.
+    #[derive(Clone, Debug)]
+    pub struct Vm {
+        pub id: usize,
+        pub name: String,
+        /// vCPU i runs on `cpus[i]`.
+        pub cpus: Vec<usize>,
+        pub mem: Vec<MemDesc>,
+        pub devices: Vec<Device>,
+        pub bootargs: String,
+        pub on_fault: FaultPolicy,
+        pub colors: Option<Vec<u32>>,
+        pub image: ImageState,
+        pub dtb: Vec<u8>,
+        pub dtb_ipa: u64,
+        pub vuart_ipa: u64,
+        pub vgic: GicDesc,
+    }
+
+    /// A VM's guest image.
+    #[derive(Clone, Debug)]
+    pub enum ImageState {
+        Loaded {
+            path: PathBuf,
+            image: FlatImage,
+        },
+        /// The file is missing but its guest crate exists (check-config only).
+        NotBuilt {
+            path: PathBuf,
+        },
+        /// Missing or unreadable (only inside a failed load).
+        Missing {
+            path: PathBuf,
+        },
+    }
+
+    /// A passed-through device as a VM sees it.
+    #[derive(Clone, Debug)]
+    pub struct Device {
+        pub name: String,
+        pub compatible: Vec<String>,
+        pub pa: u64,
+        pub ipa: u64,
+        pub size: u64,
+        /// GIC INTIDs.
+        pub irqs: Vec<u32>,
+        /// Extra DT properties from board.toml.
+        pub dt: BTreeMap<String, DtValue>,
+    }
+
+    /// `cargo xtask check-config`: validate `config_path` against the board in `board_dir`
+    /// (`<repo>/boards/<board>`), with built guests in `guest_dir` (default
+    /// `<repo>/target/guests`). The GIC is the board's default; `TESSERA_IMAGE_<VM>` overrides
+    /// apply; a missing image whose guest crate exists is reported as "not built yet".
+    pub fn check(
+        board_dir: &Path,
+        config_path: &Path,
+        guest_dir: Option<&Path>,
+    ) -> Result<Report, Vec<ConfigError>> {
+        let repo_root = board_dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut opts = Options::new(&repo_root, "", "x");
+        opts.board_dir = board_dir.to_path_buf();
+        opts.config = config_path.to_path_buf();
+        if let Some(g) = guest_dir {
+            opts.guest_dir = g.to_path_buf();
+        }
+        opts.missing_images = MissingImages::ReportUnbuilt;
+        check_with(&opts)
+    }
+
+    /// [`check`] with explicit [`Options`].
+    pub fn check_with(opts: &Options) -> Result<Report, Vec<ConfigError>> {
+        crate::load(opts).map(|s| Report::new(&s))
+    }
+}

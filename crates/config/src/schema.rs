@@ -1,0 +1,302 @@
+//! The TOML schema of `boards/<board>/board.toml` and `boards/<board>/configs/<name>.toml`.
+//!
+//! Every table denies unknown fields, so a misspelt key is an error, not a silent default.
+//! Addresses and sizes are integers (TOML allows `0x4000_0000`). **Interrupt numbers are GIC
+//! INTIDs everywhere** (SGI 0–15, PPI 16–31, SPI 32–1019): SPI *n* of a device tree is INTID
+//! *n* + 32, so QEMU virt's PL011 (DT `<0 1 4>`) is INTID 33.
+
+use std::collections::BTreeMap;
+use std::string::String;
+use std::vec::Vec;
+
+use serde::Deserialize;
+
+// ---------------------------------------------------------------------------------------------
+// board.toml
+
+/// `boards/<board>/board.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardFile {
+    /// Board name (shown in reports and banners).
+    pub name: String,
+    /// Largest number of cores the board can have.
+    pub max_cpus: usize,
+    /// The RAM the board has.
+    pub ram: RangeSpec,
+    /// Where the EL2 image is loaded and how much RAM the hypervisor keeps for itself.
+    pub hypervisor: HypervisorSpec,
+    /// How secondary cores start.
+    pub smp: SmpSpec,
+    /// The hypervisor's console.
+    pub console: ConsoleSpec,
+    /// The interrupt controller(s) the board can have.
+    pub gic: GicSpec,
+    /// Optional last-level-cache geometry override (else read from CLIDR/CCSIDR at boot).
+    #[serde(default)]
+    pub llc: Option<LlcSpec>,
+    /// Physical devices that may be passed through to a VM.
+    #[serde(default)]
+    pub devices: Vec<BoardDevice>,
+}
+
+/// A physical range `{ base, size }`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    pub base: u64,
+    pub size: u64,
+}
+
+/// `[hypervisor]`: the EL2 image is linked and loaded at `load_address` (QEMU `-kernel` puts a
+/// raw arm64 Image 2 MiB into RAM). The hypervisor region is
+/// `[ram.base, load_address + size)`: the part below `load_address` holds the firmware's DTB,
+/// and `size` bytes from `load_address` hold the image (with every embedded guest image and
+/// DTB), its bss and its per-core stacks. No VM memory may lie in it.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypervisorSpec {
+    pub load_address: u64,
+    pub size: u64,
+}
+
+/// `[smp]`: `method = "psci-smc" | "psci-hvc" | "spin-table"`; spin tables need one release
+/// address per core (`release_addrs`, indexed by core).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmpSpec {
+    pub method: SmpMethod,
+    #[serde(default)]
+    pub release_addrs: Vec<u64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmpMethod {
+    PsciSmc,
+    PsciHvc,
+    SpinTable,
+}
+
+/// `[console]`: a PL011 at physical `uart`; `irq` is its GIC INTID (informational: the
+/// hypervisor polls its console).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSpec {
+    pub uart: u64,
+    #[serde(default)]
+    pub irq: Option<u32>,
+}
+
+/// `[gic]`: `default = 2 | 3` plus the frames of each version the board can have.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GicSpec {
+    pub default: u8,
+    #[serde(default)]
+    pub v2: Option<GicV2Spec>,
+    #[serde(default)]
+    pub v3: Option<GicV3Spec>,
+}
+
+/// `[gic.v2]`: distributor, CPU interface, virtual interface control, virtual CPU interface.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GicV2Spec {
+    pub gicd: u64,
+    pub gicc: u64,
+    pub gich: u64,
+    pub gicv: u64,
+}
+
+/// `[gic.v3]`: distributor and first redistributor (128 KiB per core).
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GicV3Spec {
+    pub gicd: u64,
+    pub gicr: u64,
+}
+
+/// `[llc]`: last-level cache `size` in bytes and associativity `ways`.
+/// Colors = size / ways / 4096.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlcSpec {
+    pub size: u64,
+    pub ways: u64,
+}
+
+impl LlcSpec {
+    /// Number of page colors (`size / ways / 4096`), 0 if the geometry is degenerate.
+    pub fn colors(&self) -> u64 {
+        self.size
+            .checked_div(self.ways)
+            .map_or(0, |w| w / crate::PAGE_SIZE)
+    }
+}
+
+/// `[[devices]]` of a board: a device that may be passed through.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardDevice {
+    /// Name VMs use in their `devices` list (also the guest DT node name).
+    pub name: String,
+    /// Device-tree `compatible` strings, most specific first.
+    pub compatible: Vec<String>,
+    /// Physical MMIO base and size (page-aligned).
+    pub base: u64,
+    pub size: u64,
+    /// Its interrupts as GIC INTIDs (SPI n of a DT = INTID n + 32).
+    #[serde(default)]
+    pub irqs: Vec<u32>,
+    /// Extra properties for the guest DT node, e.g. `{ "gpio-controller" = true,
+    /// "#gpio-cells" = 2 }`: `true` → empty property, integer → u32 cell, string, or arrays of
+    /// those.
+    #[serde(default)]
+    pub dt: BTreeMap<String, DtValue>,
+}
+
+/// A value of an extra DT property.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum DtValue {
+    Flag(bool),
+    U32(u32),
+    Str(String),
+    U32s(Vec<u32>),
+    Strs(Vec<String>),
+}
+
+// ---------------------------------------------------------------------------------------------
+// configs/<name>.toml
+
+/// `boards/<board>/configs/<name>.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The VMs, in VM-id order.
+    #[serde(default)]
+    pub vms: Vec<VmSpec>,
+    /// Per-pCPU scheduling; a pCPU not listed runs its one vCPU `exclusive`ly (or idles).
+    #[serde(default)]
+    pub scheduling: Vec<SchedSpec>,
+    /// Inter-VM channels (shared memory rings).
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// `[[vms]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    /// Physical cores: vCPU i runs on `cpus[i]`.
+    pub cpus: Vec<usize>,
+    /// Guest RAM regions; the first one holds the image and, at its top, the DTB.
+    pub memory: Vec<MemSpec>,
+    /// A guest name (`$TESSERA_GUEST_DIR/<name>.bin`) or a path relative to the repository
+    /// root (contains `/` or ends in `.bin`/`.elf`/`.img`); `TESSERA_IMAGE_<VM>` overrides it.
+    pub image: String,
+    /// `/chosen/bootargs` of the guest DT.
+    #[serde(default)]
+    pub bootargs: String,
+    /// Names of board devices passed through (mapped at IPA = PA).
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// What to do when the guest touches what it does not own.
+    #[serde(default)]
+    pub on_fault: OnFault,
+    /// LLC colors of the VM's memory (indices < the board's color count). Absent: uncolored.
+    #[serde(default)]
+    pub colors: Option<Vec<u32>>,
+}
+
+/// `memory = [{ ipa, size, phys }]`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemSpec {
+    /// Guest-physical base; default 0x4000_0000 (QEMU virt's RAM base).
+    #[serde(default = "default_ipa")]
+    pub ipa: u64,
+    pub size: u64,
+    /// Explicit physical backing; absent: the frame allocator chooses at boot.
+    #[serde(default)]
+    pub phys: Option<u64>,
+}
+
+fn default_ipa() -> u64 {
+    crate::DEFAULT_RAM_IPA
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFault {
+    /// Inject a synchronous external abort (what bare hardware would do).
+    #[default]
+    Inject,
+    /// Stop the VM (exit code 128).
+    Stop,
+}
+
+/// `[[scheduling]]`: the policy of physical core `cpu`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedSpec {
+    pub cpu: usize,
+    pub policy: SchedPolicy,
+    /// Servers of `edf` / `fixed-priority` cores (parsed; those policies are not supported yet).
+    #[serde(default)]
+    pub servers: Vec<ServerSpec>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedPolicy {
+    Exclusive,
+    Edf,
+    FixedPriority,
+}
+
+impl SchedPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedPolicy::Exclusive => "exclusive",
+            SchedPolicy::Edf => "edf",
+            SchedPolicy::FixedPriority => "fixed-priority",
+        }
+    }
+}
+
+/// One server of a scheduled core (for later issues).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    pub vm: String,
+    #[serde(default)]
+    pub vcpu: usize,
+    pub kind: ServerKind,
+    pub budget_us: u64,
+    pub period_us: u64,
+    #[serde(default)]
+    pub priority: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerKind {
+    Deferrable,
+    Periodic,
+    Sporadic,
+}
+
+/// `[[channels]]`: shared memory joining the VMs in `ends`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub ends: Vec<String>,
+    pub size: u64,
+    /// LLC colors of the shared memory (optional).
+    #[serde(default)]
+    pub colors: Option<Vec<u32>>,
+}

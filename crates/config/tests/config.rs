@@ -1,0 +1,536 @@
+//! Fixture tests: every bad config fails with its message, good configs and the shipped
+//! boards/qemu-virt configs validate, generated DTBs parse back, code generation works.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use tessera_config::desc::{FaultPolicy, GicVersion, PcpuPolicy};
+use tessera_config::{ErrorKind, ImageState, MissingImages, Options, System};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// An arm64 Image: header with text_offset 0x80000 and `image_size`, `len` bytes long.
+fn arm_image(len: usize, image_size: u64) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(64)];
+    f[8..16].copy_from_slice(&0x80000u64.to_le_bytes());
+    f[16..24].copy_from_slice(&image_size.to_le_bytes());
+    f[56..60].copy_from_slice(b"ARM\x64");
+    f
+}
+
+/// A one-segment ELF64 AArch64 at paddr 0x4008_0000, entry 0x4008_0000.
+fn elf_image() -> Vec<u8> {
+    let mut f = vec![0u8; 0x140];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4] = 2;
+    f[5] = 1;
+    f[18..20].copy_from_slice(&183u16.to_le_bytes());
+    f[24..32].copy_from_slice(&0x4008_0000u64.to_le_bytes());
+    f[32..40].copy_from_slice(&64u64.to_le_bytes());
+    f[54..56].copy_from_slice(&56u16.to_le_bytes());
+    f[56..58].copy_from_slice(&1u16.to_le_bytes());
+    let ph = 64;
+    f[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes());
+    f[ph + 8..ph + 16].copy_from_slice(&0x120u64.to_le_bytes());
+    f[ph + 16..ph + 24].copy_from_slice(&0x4008_0000u64.to_le_bytes());
+    f[ph + 24..ph + 32].copy_from_slice(&0x4008_0000u64.to_le_bytes());
+    f[ph + 32..ph + 40].copy_from_slice(&0x20u64.to_le_bytes());
+    f[ph + 40..ph + 48].copy_from_slice(&0x1000u64.to_le_bytes());
+    f
+}
+
+/// A guest directory with synthetic images: hello, adversary (arm64 Images), big (header
+/// image_size 16 MiB), elf, raw.
+fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tessera-config-guests");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("hello.bin"), arm_image(0x3000, 0x4000)).unwrap();
+        fs::write(d.join("adversary.bin"), arm_image(0x2000, 0x2000)).unwrap();
+        fs::write(d.join("big.bin"), arm_image(0x1000, 0x100_0000)).unwrap();
+        fs::write(d.join("elf.bin"), elf_image()).unwrap();
+        fs::write(d.join("raw.bin"), [0xd5u8, 0x03, 0x20, 0x1f]).unwrap();
+        d
+    })
+}
+
+fn opts(config: &Path) -> Options {
+    let mut o = Options::new(&repo_root(), "qemu-virt", "default");
+    o.config = config.to_path_buf();
+    o.guest_dir = guest_dir().to_path_buf();
+    o.read_image_env = false;
+    o
+}
+
+fn load(config: &Path) -> Result<System, Vec<tessera_config::ConfigError>> {
+    tessera_config::load(&opts(config))
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bad_fixtures_fail_with_their_messages() {
+    let files = toml_files(&fixtures().join("bad"));
+    assert!(files.len() >= 20, "bad fixtures missing");
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        let expects: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|e| e.replace("GUESTS", &guest_dir().display().to_string()))
+            .collect();
+        assert!(!expects.is_empty(), "{}: no `# expect:` line", f.display());
+        let errs = match load(&f) {
+            Ok(_) => panic!("{}: validated but should fail", f.display()),
+            Err(e) => e,
+        };
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        for l in &lines {
+            assert!(!l.contains('\n'), "multi-line error: {l:?}");
+        }
+        for e in &expects {
+            assert!(
+                lines.iter().any(|l| l.contains(e.as_str())),
+                "{}: expected an error containing\n  {e}\ngot:\n  {}",
+                f.display(),
+                lines.join("\n  ")
+            );
+        }
+    }
+}
+
+#[test]
+fn many_problems_are_all_reported() {
+    let errs = load(&fixtures().join("bad/many-problems.toml")).unwrap_err();
+    assert!(errs.len() >= 4, "{errs:?}");
+}
+
+#[test]
+fn error_kinds_are_typed() {
+    let kind = |name: &str| {
+        let errs = load(&fixtures().join("bad").join(name)).unwrap_err();
+        errs.iter().map(|e| e.kind).collect::<Vec<_>>()
+    };
+    assert!(kind("overlap-phys.toml").contains(&ErrorKind::PhysOverlap));
+    assert!(kind("phys-hypervisor.toml").contains(&ErrorKind::HypOverlap));
+    assert!(kind("device-twice.toml").contains(&ErrorKind::DeviceTwice));
+    assert!(kind("unknown-field.toml").contains(&ErrorKind::Parse));
+    assert!(kind("sched-edf.toml").contains(&ErrorKind::NotSupported));
+    assert!(kind("image-missing.toml").contains(&ErrorKind::MissingImage));
+    assert!(kind("ram-demand.toml").contains(&ErrorKind::RamDemand));
+}
+
+#[test]
+fn unknown_field_names_the_line() {
+    let errs = load(&fixtures().join("bad/unknown-field.toml")).unwrap_err();
+    let l = errs[0].to_string();
+    assert!(l.contains("unknown-field.toml"), "{l}");
+    assert!(l.contains("(line 7)"), "{l}");
+}
+
+#[test]
+fn good_fixtures_build() {
+    for f in toml_files(&fixtures().join("good")) {
+        let sys = load(&f).unwrap_or_else(|e| {
+            panic!(
+                "{}:\n{}",
+                f.display(),
+                e.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("codegen")
+            .join(f.file_stem().unwrap());
+        fs::create_dir_all(&out).unwrap();
+        let g = tessera_config::codegen::write_all(&sys, &out).unwrap();
+        let rs = fs::read_to_string(&g.config_rs).unwrap();
+        assert!(rs.contains("pub static BOARD: ::tessera_config::desc::BoardDesc"));
+        assert!(rs.contains(&format!(
+            "pub static VMS: [::tessera_config::desc::VmDesc; {}]",
+            sys.vms.len()
+        )));
+        assert!(rs.contains("pub static PCPUS: [::tessera_config::desc::PcpuDesc; 8]"));
+        let lx = fs::read_to_string(&g.link_x).unwrap();
+        for sym in [
+            "__image_start",
+            "__image_end",
+            "__bss_start",
+            "__bss_end",
+            "__stack_top_base",
+            "__stacks_start",
+            "__stacks_end",
+            "ENTRY(_start)",
+            "KEEP(*(.text.boot))",
+            ". = 0x40200000;",
+        ] {
+            assert!(lx.contains(sym), "link.x lacks {sym}");
+        }
+        assert!(lx.find(".text.boot").unwrap() < lx.find(".text :").unwrap());
+        for (vm, (img, dtb)) in sys.vms.iter().zip(&g.blobs) {
+            assert_eq!(fs::read(dtb).unwrap(), vm.dtb);
+            assert!(img.exists());
+        }
+        assert!(!tessera_config::Report::new(&sys).to_string().is_empty());
+    }
+}
+
+#[test]
+fn everything_fixture_resolves() {
+    let sys = load(&fixtures().join("good/everything.toml")).unwrap();
+    assert_eq!(sys.vms.len(), 3);
+    assert_eq!(sys.used_cpus, 4);
+    assert_eq!(sys.pcpus[1], PcpuPolicy::Exclusive { vm: 0, vcpu: 1 });
+    assert_eq!(sys.pcpus[4], PcpuPolicy::Idle);
+    let pinned = &sys.vms[1];
+    assert_eq!(pinned.on_fault, FaultPolicy::Stop);
+    let ImageState::Loaded { image, .. } = &pinned.image else {
+        panic!()
+    };
+    assert_eq!(image.format, tessera_config::image::ImageFormat::Elf);
+    assert_eq!(
+        (image.load_ipa, image.entry_ipa),
+        (0x4008_0000, 0x4008_0000)
+    );
+    assert_eq!(image.mem_size, 0x1000);
+    let raw = &sys.vms[2];
+    let ImageState::Loaded { image, .. } = &raw.image else {
+        panic!()
+    };
+    assert_eq!(image.load_ipa, 0x4000_0000);
+    assert_eq!(sys.vms[0].dtb_ipa, 0x4000_0000 + 0x200_0000 - 0x1_0000);
+}
+
+#[test]
+fn shipped_configs_validate() {
+    let dir = repo_root().join("boards/qemu-virt/configs");
+    let files = toml_files(&dir);
+    for name in [
+        "default",
+        "smp2",
+        "smp8",
+        "adversary",
+        "adversary-stop",
+        "early-off",
+    ] {
+        assert!(
+            files.iter().any(|f| f.file_stem().unwrap() == name),
+            "{name}.toml missing"
+        );
+    }
+    for f in files {
+        for gic in [2, 3] {
+            let mut o = opts(&f);
+            o.gic = Some(gic);
+            if let Err(e) = tessera_config::load(&o) {
+                panic!(
+                    "{} (GICv{gic}):\n{}",
+                    f.display(),
+                    e.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn adversary_config_facts() {
+    let sys = load(&repo_root().join("boards/qemu-virt/configs/adversary.toml")).unwrap();
+    let victim = &sys.vms[0];
+    assert_eq!(victim.mem[0].phys, Some(0x5000_0000));
+    let adv = &sys.vms[1];
+    assert_eq!(adv.mem[0].ipa, 0x8000_0000);
+    let ImageState::Loaded { image, .. } = &adv.image else {
+        panic!()
+    };
+    assert_eq!(image.entry_ipa, 0x8008_0000);
+    assert!(adv.bootargs.contains("probe=0x40200000"));
+    assert_eq!(adv.on_fault, FaultPolicy::InjectAbort);
+    let stop = load(&repo_root().join("boards/qemu-virt/configs/adversary-stop.toml")).unwrap();
+    assert_eq!(stop.vms[1].on_fault, FaultPolicy::Stop);
+}
+
+#[test]
+fn check_reports_unbuilt_guests() {
+    let root = repo_root();
+    let empty = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-guests");
+    fs::create_dir_all(&empty).unwrap();
+    let hello_crate = root.join("guests/hello/Cargo.toml").is_file();
+    let r = tessera_config::check(
+        &root.join("boards/qemu-virt"),
+        &root.join("boards/qemu-virt/configs/default.toml"),
+        Some(&empty),
+    );
+    if hello_crate {
+        let report = r.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(report.not_built, ["alpha", "beta", "duo"]);
+        assert!(report.to_string().contains("not built yet"));
+    } else {
+        let errs = r.unwrap_err();
+        assert!(errs.iter().all(|e| e.kind == ErrorKind::MissingImage));
+    }
+    // The hypervisor build policy: a missing file is an error.
+    let mut o = opts(&root.join("boards/qemu-virt/configs/default.toml"));
+    o.guest_dir = empty.clone();
+    let errs = tessera_config::load(&o).unwrap_err();
+    assert_eq!(errs.len(), 3);
+    assert!(errs[0].to_string().starts_with("vm `alpha`: `image`: "));
+    // Placeholder policy (bare clippy): builds, with a warning per VM.
+    o.missing_images = MissingImages::Placeholder;
+    let sys = tessera_config::load(&o).unwrap();
+    assert_eq!(sys.warnings.len(), 3);
+}
+
+#[test]
+fn report_lists_partition() {
+    let r = tessera_config::check(
+        &repo_root().join("boards/qemu-virt"),
+        &repo_root().join("boards/qemu-virt/configs/smp8.toml"),
+        Some(guest_dir()),
+    )
+    .unwrap();
+    let t = r.to_string();
+    for s in [
+        "vm 0 `quad`",
+        "vCPU3→pCPU3",
+        "pa auto",
+        "device    rtc pa 0x9010000 → ipa 0x9010000 (0x1000 bytes), INTIDs [34]",
+        "dtb       ipa 0x40ff0000",
+        "pCPU7  exclusive: h7 vCPU0",
+    ] {
+        assert!(t.contains(s), "report lacks {s:?}:\n{t}");
+    }
+}
+
+#[test]
+fn image_env_override() {
+    let mut o = opts(&repo_root().join("boards/qemu-virt/configs/smp2.toml"));
+    o.image_overrides
+        .insert("beta".into(), guest_dir().join("raw.bin"));
+    let sys = tessera_config::load(&o).unwrap();
+    let ImageState::Loaded { image, path } = &sys.vms[1].image else {
+        panic!()
+    };
+    assert_eq!(path, &guest_dir().join("raw.bin"));
+    assert_eq!(image.bytes.len(), 4);
+    assert_eq!(tessera_config::image_env_var("beta"), "TESSERA_IMAGE_BETA");
+}
+
+// ---------------------------------------------------------------------------------------------
+// DTB
+
+fn be32(b: &[u8]) -> Vec<u32> {
+    b.chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn prop<'a>(
+    fdt: &fdt::Fdt<
+        'a,
+        (
+            fdt::parsing::unaligned::UnalignedParser<'a>,
+            fdt::parsing::Panic,
+        ),
+    >,
+    path: &str,
+    name: &str,
+) -> &'a [u8] {
+    let node = fdt
+        .find_node(path)
+        .unwrap_or_else(|| panic!("no node {path}"));
+    node.raw_property(name)
+        .unwrap_or_else(|| panic!("{path} has no {name}"))
+        .value
+}
+
+fn strs(b: &[u8]) -> Vec<&str> {
+    b.split(|&c| c == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| std::str::from_utf8(s).unwrap())
+        .collect()
+}
+
+#[test]
+fn dtb_v3_parses_back() {
+    let sys = load(&fixtures().join("good/everything.toml")).unwrap();
+    let vm = &sys.vms[0];
+    assert_eq!(sys.gic.version, GicVersion::V3);
+    let fdt = fdt::Fdt::new_unaligned(&vm.dtb).unwrap();
+    assert_eq!(
+        strs(prop(&fdt, "/", "compatible")),
+        ["tessera,vm", "linux,dummy-virt"]
+    );
+    assert_eq!(be32(prop(&fdt, "/", "#address-cells")), [2]);
+    assert_eq!(be32(prop(&fdt, "/", "#size-cells")), [2]);
+    let intc_phandle = be32(prop(&fdt, "/", "interrupt-parent"))[0];
+    assert_eq!(be32(prop(&fdt, "/intc@8000000", "phandle")), [intc_phandle]);
+    assert_eq!(
+        strs(prop(&fdt, "/intc@8000000", "compatible")),
+        ["arm,gic-v3"]
+    );
+    assert_eq!(be32(prop(&fdt, "/intc@8000000", "#interrupt-cells")), [3]);
+    prop(&fdt, "/intc@8000000", "interrupt-controller");
+    assert_eq!(
+        be32(prop(&fdt, "/intc@8000000", "reg")),
+        [0, 0x0800_0000, 0, 0x1_0000, 0, 0x080A_0000, 0, 0x4_0000]
+    );
+    // Memory: both regions.
+    assert_eq!(
+        be32(prop(&fdt, "/memory@40000000", "reg")),
+        [0, 0x4000_0000, 0, 0x200_0000, 1, 0, 0, 0x10_0000]
+    );
+    assert_eq!(
+        strs(prop(&fdt, "/memory@40000000", "device_type")),
+        ["memory"]
+    );
+    // CPUs.
+    let cpus: Vec<_> = fdt.root().cpus().iter().collect();
+    assert_eq!(cpus.len(), 2);
+    assert_eq!(be32(prop(&fdt, "/cpus/cpu@1", "reg")), [1]);
+    assert_eq!(strs(prop(&fdt, "/cpus/cpu@1", "enable-method")), ["psci"]);
+    assert_eq!(strs(prop(&fdt, "/psci", "method")), ["smc"]);
+    assert_eq!(
+        strs(prop(&fdt, "/psci", "compatible")),
+        ["arm,psci-1.0", "arm,psci-0.2"]
+    );
+    // Timer PPIs 13, 14, 11, 10 (INTIDs 29, 30, 27, 26).
+    let t = be32(prop(&fdt, "/timer", "interrupts"));
+    assert_eq!(t, [1, 13, 8, 1, 14, 8, 1, 11, 8, 1, 10, 8]);
+    prop(&fdt, "/timer", "always-on");
+    // UART: SPI 1 = INTID 33, clocks point at apb-pclk.
+    assert_eq!(be32(prop(&fdt, "/pl011@9000000", "interrupts")), [0, 1, 4]);
+    let clk = be32(prop(&fdt, "/apb-pclk", "phandle"))[0];
+    assert_eq!(be32(prop(&fdt, "/pl011@9000000", "clocks")), [clk, clk]);
+    assert_eq!(
+        strs(prop(&fdt, "/pl011@9000000", "clock-names")),
+        ["uartclk", "apb_pclk"]
+    );
+    assert_eq!(
+        be32(prop(&fdt, "/apb-pclk", "clock-frequency")),
+        [24_000_000]
+    );
+    // Passed-through devices: INTID 34 → SPI 2, INTID 39 → SPI 7.
+    assert_eq!(be32(prop(&fdt, "/rtc@9010000", "interrupts")), [0, 2, 4]);
+    assert_eq!(
+        be32(prop(&fdt, "/rtc@9010000", "reg")),
+        [0, 0x0901_0000, 0, 0x1000]
+    );
+    assert_eq!(
+        strs(prop(&fdt, "/rtc@9010000", "compatible")),
+        ["arm,pl031", "arm,primecell"]
+    );
+    assert_eq!(be32(prop(&fdt, "/gpio@9030000", "interrupts")), [0, 7, 4]);
+    assert_eq!(be32(prop(&fdt, "/gpio@9030000", "#gpio-cells")), [2]);
+    prop(&fdt, "/gpio@9030000", "gpio-controller");
+    // Chosen and hypervisor.
+    assert_eq!(
+        strs(prop(&fdt, "/chosen", "bootargs")),
+        ["console=ttyAMA0 work=5"]
+    );
+    assert_eq!(
+        strs(prop(&fdt, "/chosen", "stdout-path")),
+        ["/pl011@9000000"]
+    );
+    assert_eq!(
+        strs(prop(&fdt, "/hypervisor", "compatible")),
+        ["tessera,hypervisor"]
+    );
+    assert!(vm.dtb.len() as u64 <= tessera_config::DTB_MAX);
+}
+
+#[test]
+fn dtb_v2_parses_back() {
+    let mut o = opts(&repo_root().join("boards/qemu-virt/configs/default.toml"));
+    o.gic = Some(2);
+    let sys = tessera_config::load(&o).unwrap();
+    assert_eq!(sys.gic.version, GicVersion::V2);
+    let duo = &sys.vms[2];
+    assert_eq!(duo.vgic.gicc, 0x0801_0000);
+    let fdt = fdt::Fdt::new_unaligned(&duo.dtb).unwrap();
+    assert_eq!(
+        strs(prop(&fdt, "/intc@8000000", "compatible")),
+        ["arm,cortex-a15-gic"]
+    );
+    assert_eq!(
+        be32(prop(&fdt, "/intc@8000000", "reg")),
+        [0, 0x0800_0000, 0, 0x1000, 0, 0x0801_0000, 0, 0x2000]
+    );
+    // GICv2 PPI flags carry the CPU mask (2 vCPUs → 0b11).
+    assert_eq!(be32(prop(&fdt, "/timer", "interrupts"))[2], 0x308);
+    assert_eq!(strs(prop(&fdt, "/chosen", "bootargs")), Vec::<&str>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+fn brute_force(r: &[(u64, u64)]) -> Vec<(usize, usize)> {
+    let mut v = vec![];
+    for i in 0..r.len() {
+        for j in i + 1..r.len() {
+            let (a, b) = (r[i], r[j]);
+            if a.1 != 0 && b.1 != 0 && a.0 < b.0 + b.1 && b.0 < a.0 + a.1 {
+                v.push((i, j));
+            }
+        }
+    }
+    v
+}
+
+proptest! {
+    #[test]
+    fn overlap_detection_matches_oracle(
+        r in prop::collection::vec((0u64..64, 0u64..16), 0..24)
+    ) {
+        let r: Vec<(u64, u64)> = r.into_iter().map(|(b, s)| (b << 12, s << 12)).collect();
+        prop_assert_eq!(tessera_config::overlapping_pairs(&r), brute_force(&r));
+    }
+
+    /// Two VMs with explicit phys: rejected for overlap exactly when the ranges overlap.
+    #[test]
+    fn phys_overlap_rejected_iff_overlapping(a in 0u64..32, sa in 1u64..8, b in 0u64..32, sb in 1u64..8) {
+        let base = 0x5000_0000u64;
+        let (pa, pb) = (base + (a << 20), base + (b << 20));
+        let text = format!(
+            "[[vms]]\nname = \"a\"\ncpus = [0]\nimage = \"hello\"\nmemory = [{{ size = {:#x}, phys = {pa:#x} }}]\n\
+             [[vms]]\nname = \"b\"\ncpus = [1]\nimage = \"hello\"\nmemory = [{{ size = {:#x}, phys = {pb:#x} }}]\n",
+            sa << 20, sb << 20
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prop");
+        fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(format!("p-{a}-{sa}-{b}-{sb}.toml"));
+        fs::write(&f, text).unwrap();
+        let overlap = pa < pb + (sb << 20) && pb < pa + (sa << 20);
+        let r = load(&f);
+        let _ = fs::remove_file(&f);
+        match r {
+            Ok(_) => prop_assert!(!overlap),
+            Err(e) => {
+                prop_assert!(overlap, "{:?}", e);
+                prop_assert!(e.iter().all(|e| e.kind == ErrorKind::PhysOverlap));
+            }
+        }
+    }
+}
