@@ -41,6 +41,8 @@ fn main() {
         opts.guest_dir = PathBuf::from(dir);
     }
     opts.read_image_env = true;
+    // The defmt level is compiled in.
+    var("DEFMT_LOG");
     opts.missing_images = if bare {
         MissingImages::Placeholder
     } else {
@@ -97,5 +99,7 @@ fn main() {
     // The linker script only makes sense for the bare-metal target.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         println!("cargo:rustc-link-arg-bins=-T{}", generated.link_x.display());
+        // defmt's own section layout (its log strings live in an INFO section of the ELF).
+        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }
 }

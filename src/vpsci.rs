@@ -40,6 +40,7 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
         func::MIGRATE_INFO_TYPE => 2,
         _ => ret::NOT_SUPPORTED,
     };
+    defmt::debug!("vm {=usize} vcpu {=usize}: PSCI {=u32:#x} -> {=i64}", vm, vcpu, fid, result);
     frame.x[0] = result as u64;
 }
 

@@ -68,6 +68,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
             boot_error(format_args!("vm {}: {}", vm.name, e));
         }
         let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
+        defmt::info!("vm {=usize} built: {=u64} bytes of RAM", i, ram);
         hprintln!(
             "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
             vm.name,
@@ -114,6 +115,9 @@ pub extern "C" fn wrong_exception_level(el: u64) -> ! {
          (not the ELF); on hardware check the firmware's kernel settings.\n",
         el
     ));
+    // Semihosting works from any exception level; PSCI may not exist here, so otherwise wait.
+    #[cfg(feature = "semihosting")]
+    arch::semihosting::exit(BOOT_ERROR_EXIT);
     arch::halt_core()
 }
 

@@ -93,6 +93,7 @@ pub extern "C" fn park_loop() -> ! {
         if v.transition(VcpuState::OnPending, VcpuState::On) {
             let entry = v.entry.load(Ordering::Acquire);
             let context = v.context.load(Ordering::Acquire);
+            defmt::info!("vm {=usize} vcpu {=usize}: start at {=u64:#x}", vm, vcpu, entry);
             load_vcpu_context(vm, vcpu);
             arch::enter_guest(&TrapFrame::new_el1(entry, context));
         }
@@ -192,6 +193,7 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
             VmEnd::Stopped => STOPPED_EXIT_CODE,
         };
         r.exit_code.store(code, Ordering::Release);
+        defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
         console::vm_flush(vm);
         match end {
             VmEnd::Exit(_) => hprintln!("vm {} off (exit {})", desc(vm).name, code),

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod esr;
 pub mod exception;
 pub mod gic;
+mod log;
 mod mmu;
 pub mod psci;
 pub mod regs;
