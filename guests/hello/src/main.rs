@@ -1,0 +1,259 @@
+//! `hello`: the smallest useful Tessera guest (also boots bare on QEMU `virt`).
+//!
+//! Prints its view of the machine, tests a few MiB of its RAM, optionally burns `work=N`
+//! loop iterations (bootargs), starts every other CPU of its DTB with PSCI `CPU_ON` (each
+//! prints a line and powers off), waits for all of them to be off, and exits 0 (`hello: ok`).
+//! On any failure it prints `hello: FAILED <why>` and exits 1.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
+use tessera_guest_rt::dt::parse_u64;
+use tessera_guest_rt::psci::{self, AffinityState};
+use tessera_guest_rt::{abi, cpu, entry, println, tessera, BootInfo, MemRegion, MAX_CPUS};
+
+entry!(main);
+
+/// Bytes of RAM the memory test covers.
+const MEMTEST_BYTES: usize = 4 << 20;
+/// How long to wait for the other CPUs to power off.
+const CPU_TIMEOUT_SECS: u64 = 10;
+
+/// Set by each CPU after it printed its line.
+static DONE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+fn main(info: &'static BootInfo) -> u32 {
+    match run(info) {
+        Ok(()) => {
+            println!("hello: ok");
+            0
+        }
+        Err(Failed) => 1,
+    }
+}
+
+/// A check failed (its `hello: FAILED <why>` line is already printed).
+struct Failed;
+
+/// Prints `hello: FAILED <why>` and returns `Err(Failed)` from the enclosing function.
+macro_rules! fail {
+    ($($arg:tt)*) => {{
+        println!("hello: FAILED {}", format_args!($($arg)*));
+        return Err(Failed);
+    }};
+}
+
+fn run(info: &'static BootInfo) -> Result<(), Failed> {
+    println!("hello: hello, world");
+    if let Some(e) = info.dt_error {
+        fail!("cannot read the device tree at {:#x}: {}", info.dtb.base, e);
+    }
+    let n = info.cpu_count();
+    if n == 0 {
+        fail!("the device tree lists no cpus");
+    }
+    if info.cpus_in_dt > n {
+        println!(
+            "hello: the device tree lists {} cpus; using the first {}",
+            info.cpus_in_dt, n
+        );
+    }
+
+    if info.tessera {
+        let (major, minor) = match tessera::version() {
+            Ok(v) => v,
+            Err(e) => fail!("Tessera Version hypercall failed: {:?}", e),
+        };
+        if major != abi::VERSION_MAJOR {
+            fail!(
+                "Tessera ABI {}.{}, expected {}.x",
+                major,
+                minor,
+                abi::VERSION_MAJOR
+            );
+        }
+        let id = match tessera::identity() {
+            Ok(id) => id,
+            Err(e) => fail!("Identity hypercall failed: {:?}", e),
+        };
+        println!(
+            "hello: running under Tessera (ABI {}.{}): vm {}, vcpu {} of {}",
+            major, minor, id.vm, id.vcpu, id.vcpus
+        );
+        if id.vcpus != info.cpus_in_dt as u64 {
+            fail!(
+                "Identity says {} vcpus, the device tree lists {}",
+                id.vcpus,
+                info.cpus_in_dt
+            );
+        }
+        if id.vcpu != info.boot_cpu as u64 {
+            fail!(
+                "Identity says vcpu {}, MPIDR says cpu {}",
+                id.vcpu,
+                info.boot_cpu
+            );
+        }
+    } else {
+        println!("hello: running on bare metal (no hypervisor), {} cpus", n);
+    }
+
+    let Some(conduit) = info.psci else {
+        fail!("no PSCI node in the device tree")
+    };
+    let (pmaj, pmin) = psci::version(conduit);
+    println!("hello: PSCI {}.{} via {}", pmaj, pmin, conduit.name());
+
+    if info.ram.is_empty() {
+        fail!("no memory in the device tree");
+    }
+    println!("hello: RAM {} MiB", info.ram_size() >> 20);
+    for r in &info.ram {
+        println!("hello:   ram {} ({} MiB)", r, r.size >> 20);
+    }
+    println!("hello: image {}, dtb {}", info.image, info.dtb);
+    if !info.bootargs().is_empty() {
+        println!("hello: bootargs \"{}\"", info.bootargs());
+    }
+
+    memory_test(info)?;
+
+    let work = match info.bootarg("work") {
+        None => 0,
+        Some(v) => match parse_u64(v) {
+            Some(w) => w,
+            None => fail!("bad work={} in bootargs", v),
+        },
+    };
+    if work > 0 {
+        let t0 = CNTVCT_EL0.get();
+        busy(work);
+        let ticks = CNTVCT_EL0.get().wrapping_sub(t0);
+        println!(
+            "hello: work={} done in {} us",
+            work,
+            ticks * 1_000_000 / CNTFRQ_EL0.get().max(1)
+        );
+    }
+
+    cpus(info)
+}
+
+/// Writes and reads back patterns over a few MiB of free RAM (or less if the VM is small).
+fn memory_test(info: &BootInfo) -> Result<(), Failed> {
+    let mut len = MEMTEST_BYTES;
+    let region = loop {
+        if let Some(r) = info.scratch(len) {
+            break r;
+        }
+        len /= 2;
+        if len < 64 << 10 {
+            fail!("no free RAM to test");
+        }
+    };
+    match test_region(region) {
+        Ok(()) => {
+            println!(
+                "hello: memory test {} ({} KiB): ok",
+                region,
+                region.size >> 10
+            );
+            Ok(())
+        }
+        Err((addr, wrote, read)) => {
+            println!(
+                "hello: memory test {} ({} KiB): failed",
+                region,
+                region.size >> 10
+            );
+            fail!(
+                "memory test: wrote {:#x} at {:#x}, read back {:#x}",
+                wrote,
+                addr,
+                read
+            )
+        }
+    }
+}
+
+/// Pattern passes over `region`: the first mismatch as `(address, written, read)`.
+fn test_region(region: MemRegion) -> Result<(), (usize, u64, u64)> {
+    let words = region.size / 8;
+    let base = region.base as *mut u64;
+    let patterns: [fn(usize) -> u64; 4] = [
+        |_| 0x5555_5555_5555_5555,
+        |_| 0xaaaa_aaaa_aaaa_aaaa,
+        |i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x0123_4567_89ab_cdef,
+        |i| !(i as u64),
+    ];
+    for pattern in patterns {
+        for i in 0..words {
+            // SAFETY: `region` comes from `BootInfo::scratch`: RAM of this VM that holds
+            // neither the image, its stacks, nor the DTB, and nothing else in this program
+            // uses it; `i < words` keeps the access inside it, 8-byte aligned.
+            unsafe { base.add(i).write_volatile(pattern(i)) };
+        }
+        for i in 0..words {
+            // SAFETY: as above.
+            let got = unsafe { base.add(i).read_volatile() };
+            if got != pattern(i) {
+                return Err((region.base + 8 * i, pattern(i), got));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Burns `n` loop iterations.
+fn busy(n: u64) {
+    for i in 0..n {
+        core::hint::black_box(i);
+    }
+}
+
+/// This CPU's line.
+fn greet(index: usize) {
+    println!("hello from vcpu {} (mpidr {:#x})", index, cpu::mpidr());
+    if let Some(done) = DONE.get(index) {
+        done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Starts every other CPU, then waits until all are off.
+fn cpus(info: &BootInfo) -> Result<(), Failed> {
+    let me = cpu::index();
+    let n = info.cpu_count();
+    greet(me);
+    for i in (0..n).filter(|&i| i != me) {
+        if let Err(e) = cpu::start(i, greet) {
+            fail!("CPU_ON of cpu {} (mpidr {:#x}): {:?}", i, info.cpus[i], e);
+        }
+    }
+    let freq = CNTFRQ_EL0.get().max(1);
+    let deadline = CNTVCT_EL0.get() + CPU_TIMEOUT_SECS * freq;
+    for i in (0..n).filter(|&i| i != me) {
+        loop {
+            let off = match cpu::state(i) {
+                Ok(AffinityState::Off) => true,
+                Ok(_) => false,
+                Err(e) => fail!("AFFINITY_INFO of cpu {}: {:?}", i, e),
+            };
+            let said_hello = DONE[i].load(Ordering::SeqCst);
+            if off && said_hello {
+                break;
+            }
+            if CNTVCT_EL0.get() > deadline {
+                if off {
+                    // Off without having printed: it never ran, or died first.
+                    fail!("cpu {} is off but never said hello", i);
+                }
+                fail!("cpu {} still on after {} s", i, CPU_TIMEOUT_SECS);
+            }
+            busy(1000);
+        }
+    }
+    println!("hello: all {} vcpus done", n);
+    Ok(())
+}
