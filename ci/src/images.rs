@@ -1,0 +1,412 @@
+//! Building guests and the Tessera image (the pipeline of CONTRACTS.md).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+
+use crate::util::{self, Paths};
+
+pub const GUEST_TARGET: &str = "aarch64-unknown-none";
+pub const HYP_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+/// A guest of this repository, built.
+#[derive(Clone)]
+pub struct Guest {
+    /// `target/guests/<name>.bin` (raw, `llvm-objcopy -O binary`).
+    pub bin: PathBuf,
+    /// The ELF, for gdb.
+    pub elf: PathBuf,
+}
+
+/// Everything that decides one Tessera image.
+#[derive(Clone)]
+pub struct HypervisorBuild {
+    pub board: String,
+    /// As given to `TESSERA_CONFIG`: a config name or an absolute path.
+    pub config: String,
+    /// The config file.
+    pub config_path: PathBuf,
+    /// For file names: the config's name (file stem).
+    pub config_name: String,
+    pub gic: u8,
+    /// VM name → image file.
+    pub overrides: Vec<(String, PathBuf)>,
+    pub semihosting: bool,
+    /// Appended to the image file name (tests with guest overrides use it).
+    pub suffix: Option<String>,
+}
+
+/// A built Tessera image.
+pub struct BuiltImage {
+    pub image: PathBuf,
+    pub elf: PathBuf,
+    pub guest_elfs: Vec<PathBuf>,
+}
+
+impl HypervisorBuild {
+    pub fn new(
+        paths: &Paths,
+        board: &str,
+        config: &str,
+        gic: Option<u8>,
+        overrides: Vec<(String, PathBuf)>,
+        semihosting: bool,
+        suffix: Option<String>,
+    ) -> Result<HypervisorBuild> {
+        let board_dir = board_dir(paths, board)?;
+        let (config_path, config_name, config) = resolve_config(paths, &board_dir, config)?;
+        let gic = match gic {
+            Some(g) => g,
+            None => board_default_gic(&board_dir)?,
+        };
+        Ok(HypervisorBuild {
+            board: board.to_string(),
+            config,
+            config_path,
+            config_name,
+            gic,
+            overrides,
+            semihosting,
+            suffix,
+        })
+    }
+
+    /// `<board>-<config>-gic<N>[suffix]`
+    pub fn image_stem(&self) -> String {
+        format!(
+            "{}-{}-gic{}{}",
+            self.board,
+            self.config_name,
+            self.gic,
+            self.suffix.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// `boards/<board>`, checked.
+pub fn board_dir(paths: &Paths, board: &str) -> Result<PathBuf> {
+    let dir = paths.root.join("boards").join(board);
+    if !dir.join("board.toml").is_file() {
+        bail!(
+            "unknown board {board:?}: {} does not exist; boards are the directories under boards/ \
+             ({})",
+            dir.join("board.toml").display(),
+            list_dir_names(&paths.root.join("boards")).join(", ")
+        );
+    }
+    Ok(dir)
+}
+
+fn list_dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// (file, name, value for TESSERA_CONFIG) of a config given by name or path.
+pub fn resolve_config(
+    paths: &Paths,
+    board_dir: &Path,
+    config: &str,
+) -> Result<(PathBuf, String, String)> {
+    let looks_like_path = config.ends_with(".toml") || config.contains('/');
+    if looks_like_path {
+        let p = PathBuf::from(config);
+        let p = if p.is_absolute() {
+            p
+        } else {
+            std::env::current_dir()?.join(p)
+        };
+        let p = p
+            .canonicalize()
+            .with_context(|| format!("config file {config} does not exist"))?;
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "config".into());
+        let value = p.display().to_string();
+        return Ok((p, name, value));
+    }
+    let p = board_dir.join("configs").join(format!("{config}.toml"));
+    if !p.is_file() {
+        let configs: Vec<String> = list_dir_names(&board_dir.join("configs"))
+            .into_iter()
+            .filter_map(|n| n.strip_suffix(".toml").map(str::to_string))
+            .collect();
+        bail!(
+            "unknown config {config:?}: {} does not exist (configs of this board: {}); pass a \
+             name from there or a path to a .toml",
+            util::display_rel(paths, &p),
+            configs.join(", ")
+        );
+    }
+    Ok((p, config.to_string(), config.to_string()))
+}
+
+/// `gic.default` of board.toml (an integer 2/3, or a string such as "v3").
+pub fn board_default_gic(board_dir: &Path) -> Result<u8> {
+    let file = board_dir.join("board.toml");
+    let board = util::read_toml(&file)?;
+    let v = board
+        .get("gic")
+        .and_then(|g| g.get("default"))
+        .with_context(|| {
+            format!(
+                "{} has no gic.default; pass --gic 2 or --gic 3",
+                file.display()
+            )
+        })?;
+    let n = match v {
+        toml::Value::Integer(i) => *i,
+        toml::Value::String(s) => s.trim_start_matches(['v', 'V']).parse().unwrap_or(0),
+        _ => 0,
+    };
+    match n {
+        2 | 3 => Ok(n as u8),
+        _ => bail!("{}: gic.default = {v} is not 2 or 3", file.display()),
+    }
+}
+
+/// The guests of this repository (directories under guests/ that build a binary).
+pub fn repo_guests(paths: &Paths) -> Vec<String> {
+    list_dir_names(&paths.root.join("guests"))
+        .into_iter()
+        .filter(|g| guest_is_binary(paths, g))
+        .collect()
+}
+
+fn guest_is_binary(paths: &Paths, name: &str) -> bool {
+    let dir = paths.root.join("guests").join(name);
+    dir.join("Cargo.toml").is_file()
+        && (dir.join("src/main.rs").is_file() || dir.join("src/bin").is_dir())
+}
+
+/// Names of the guests of this repository that a config refers to: any string that contains
+/// `guests/<name>`, or a `guest`/`image`/`kernel` value equal to a guest's name.
+pub fn guests_named_by_config(paths: &Paths, config_path: &Path) -> Result<Vec<String>> {
+    let value = util::read_toml(config_path)?;
+    let re = Regex::new(r"(?:^|[/\\])guests/([A-Za-z0-9_-]+)").expect("valid regex");
+    let known = repo_guests(paths);
+    let mut found = BTreeSet::new();
+    collect_guest_refs(&value, None, &re, &known, &mut found);
+    Ok(found.into_iter().collect())
+}
+
+fn collect_guest_refs(
+    v: &toml::Value,
+    key: Option<&str>,
+    re: &Regex,
+    known: &[String],
+    found: &mut BTreeSet<String>,
+) {
+    match v {
+        toml::Value::String(s) => {
+            for c in re.captures_iter(s) {
+                if known.iter().any(|k| k == &c[1]) {
+                    found.insert(c[1].to_string());
+                }
+            }
+            if matches!(key, Some("guest" | "image" | "kernel")) && known.iter().any(|k| k == s) {
+                found.insert(s.clone());
+            }
+        }
+        toml::Value::Array(a) => a
+            .iter()
+            .for_each(|x| collect_guest_refs(x, key, re, known, found)),
+        toml::Value::Table(t) => t
+            .iter()
+            .for_each(|(k, x)| collect_guest_refs(x, Some(k), re, known, found)),
+        _ => {}
+    }
+}
+
+/// `[package] name` and binary name of guests/<name>.
+fn guest_package(paths: &Paths, name: &str) -> Result<(String, String)> {
+    let manifest = paths.root.join("guests").join(name).join("Cargo.toml");
+    let v = util::read_toml(&manifest)?;
+    let package = v
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .with_context(|| format!("{} has no [package] name", manifest.display()))?
+        .to_string();
+    let bin = v
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .and_then(|b| b.first())
+        .and_then(|b| b.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| package.clone());
+    Ok((package, bin))
+}
+
+/// Builds guests and images, each guest at most once per xtask invocation.
+pub struct Builder<'a> {
+    paths: &'a Paths,
+    guests: HashMap<String, Guest>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(paths: &'a Paths) -> Builder<'a> {
+        Builder {
+            paths,
+            guests: HashMap::new(),
+        }
+    }
+
+    /// Builds guests/<name> and objcopies it to target/guests/<name>.bin.
+    pub fn guest(&mut self, name: &str) -> Result<Guest> {
+        if let Some(g) = self.guests.get(name) {
+            return Ok(g.clone());
+        }
+        let paths = self.paths;
+        if !guest_is_binary(paths, name) {
+            bail!(
+                "guests/{name} is not a guest of this repository (guests: {})",
+                repo_guests(paths).join(", ")
+            );
+        }
+        let (package, bin) = guest_package(paths, name)?;
+        println!("xtask: building guest {name} ...");
+        util::run(
+            util::cargo(paths).args([
+                "build",
+                "--release",
+                "-p",
+                &package,
+                "--target",
+                GUEST_TARGET,
+            ]),
+            &format!("building guest {name} (cargo build -p {package} --target {GUEST_TARGET})"),
+        )?;
+        let elf = paths.target.join(GUEST_TARGET).join("release").join(&bin);
+        let out = paths.guest_dir().join(format!("{name}.bin"));
+        util::objcopy_binary(paths, &elf, &out)?;
+        let g = Guest { bin: out, elf };
+        self.guests.insert(name.to_string(), g.clone());
+        Ok(g)
+    }
+
+    /// The image file for a `--guest VM=PATH` value: an existing file, or a guest of this
+    /// repository given as `guests/<name>` or `<name>` (then built).
+    pub fn resolve_image(&mut self, path: &str) -> Result<PathBuf> {
+        let p = Path::new(path);
+        if p.is_file() {
+            return p
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {path}"));
+        }
+        let name = path.trim_end_matches('/');
+        let name = name.strip_prefix("guests/").unwrap_or(name);
+        if guest_is_binary(self.paths, name) {
+            return Ok(self.guest(name)?.bin);
+        }
+        bail!(
+            "guest image {path:?} is neither a file nor a guest of this repository (guests/: {}); \
+             give a raw arm64 Image, a raw binary or an ELF",
+            repo_guests(self.paths).join(", ")
+        )
+    }
+
+    /// Builds the guests `hb`'s config names, then the hypervisor, and objcopies it to
+    /// target/tessera/<board>-<config>-gic<N>.bin.
+    pub fn build_hypervisor(&mut self, hb: &HypervisorBuild) -> Result<BuiltImage> {
+        let paths = self.paths;
+        let mut guest_elfs = Vec::new();
+        for g in guests_named_by_config(paths, &hb.config_path)? {
+            guest_elfs.push(self.guest(&g)?.elf);
+        }
+        std::fs::create_dir_all(paths.guest_dir())
+            .with_context(|| format!("cannot create {}", paths.guest_dir().display()))?;
+        let problems = crate::check::problems_before_build(paths, hb)?;
+        if !problems.is_empty() {
+            for p in &problems {
+                println!("{p}");
+            }
+            bail!(
+                "config {} has {} problem(s) (listed above) for board {} with GICv{}; fix them \
+                 (`cargo xtask check-config {} --board {} --gic {}` checks without building)",
+                util::display_rel(paths, &hb.config_path),
+                problems.len(),
+                hb.board,
+                hb.gic,
+                util::display_rel(paths, &hb.config_path),
+                hb.board,
+                hb.gic
+            );
+        }
+        println!(
+            "xtask: building tessera for board {}, config {}, GICv{}{} ...",
+            hb.board,
+            hb.config_name,
+            hb.gic,
+            if hb.semihosting { " (semihosting)" } else { "" }
+        );
+        let mut cmd = util::cargo(paths);
+        cmd.args([
+            "build",
+            "--release",
+            "-p",
+            "tessera",
+            "--target",
+            HYP_TARGET,
+        ]);
+        if hb.semihosting {
+            cmd.args(["--features", "semihosting"]);
+        }
+        // Only the overrides of this build: never a stale TESSERA_* from the caller.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("TESSERA_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("TESSERA_BOARD", &hb.board)
+            .env("TESSERA_CONFIG", &hb.config)
+            .env("TESSERA_GIC", hb.gic.to_string())
+            .env("TESSERA_GUEST_DIR", paths.guest_dir());
+        for (vm, image) in &hb.overrides {
+            let var = format!("TESSERA_IMAGE_{}", vm.to_uppercase().replace('-', "_"));
+            println!("xtask: VM {vm} uses {}", image.display());
+            cmd.env(var, image);
+        }
+        util::run(
+            &mut cmd,
+            &format!(
+                "building tessera (board {}, config {}, GICv{})",
+                hb.board, hb.config_name, hb.gic
+            ),
+        )?;
+        let elf = paths
+            .target
+            .join(HYP_TARGET)
+            .join("release")
+            .join("tessera");
+        let image = paths
+            .target
+            .join("tessera")
+            .join(format!("{}.bin", hb.image_stem()));
+        util::objcopy_binary(paths, &elf, &image)?;
+        let size = std::fs::metadata(&image)
+            .with_context(|| format!("objcopy produced no {}", image.display()))?
+            .len();
+        println!(
+            "xtask: image ready: {} ({} KiB)",
+            util::display_rel(paths, &image),
+            size.div_ceil(1024)
+        );
+        Ok(BuiltImage {
+            image,
+            elf,
+            guest_elfs,
+        })
+    }
+}

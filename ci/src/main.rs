@@ -1,0 +1,238 @@
+//! `cargo xtask`: the host tool that sets up the toolchain and QEMU, builds guests and the
+//! Tessera image, boots it on QEMU, checks configs and runs the whole test suite.
+//!
+//! Every sub-command but `check-config` first runs the (idempotent) setup step.
+
+mod check;
+mod images;
+mod qemu;
+mod scenario;
+mod setup;
+mod test;
+mod util;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use images::{Builder, HypervisorBuild};
+use util::Paths;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test Tessera", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what the build needs (Rust targets, llvm-tools, QEMU >= 9); idempotent.
+    Setup,
+    /// Build the guests a config names and the Tessera image for a board + config.
+    Build(BuildArgs),
+    /// Build, then boot the image on QEMU with the console on this terminal.
+    Run(RunArgs),
+    /// Validate a config without building and print its partition report.
+    CheckConfig(CheckConfigArgs),
+    /// Host tests, clippy, rustfmt and the QEMU scenarios of ci/scenarios.
+    Test(TestArgs),
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// Board: a directory under boards/.
+    #[arg(long, default_value = "qemu-virt")]
+    board: String,
+    /// Config: a name under boards/<board>/configs/ (without .toml) or a path to a .toml.
+    #[arg(long, default_value = "default")]
+    config: String,
+    /// GIC version to build for (default: the board's `gic.default`).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: Option<u8>,
+    /// Replace a VM's image: VM=PATH (raw arm64 Image, raw binary or ELF), or VM=guests/<name>
+    /// to build and use one of this repository's guests. Repeatable.
+    #[arg(long = "guest", value_name = "VM=PATH")]
+    guests: Vec<String>,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Build for hardware: end with PSCI SYSTEM_OFF instead of semihosting SYS_EXIT.
+    #[arg(long)]
+    no_semihosting: bool,
+    /// Release build: the default and only profile of the image (accepted for clarity).
+    #[arg(long)]
+    release: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    cpu: String,
+    /// Number of physical cores QEMU models.
+    #[arg(long, default_value_t = 4)]
+    smp: u32,
+    /// Guest RAM of the QEMU machine (QEMU -m syntax).
+    #[arg(long, default_value = "2G")]
+    memory: String,
+    /// Kill QEMU and fail after this many seconds (ignored with --gdb).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Start QEMU halted with a gdb server on :1234 and print how to attach.
+    #[arg(long)]
+    gdb: bool,
+}
+
+#[derive(Args)]
+struct CheckConfigArgs {
+    /// Path of the config, e.g. boards/qemu-virt/configs/default.toml.
+    config: PathBuf,
+    /// Board (default: inferred from a path boards/<board>/configs/...).
+    #[arg(long)]
+    board: Option<String>,
+    /// GIC version to check against (default: the board's `gic.default`).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
+    gic: Option<u8>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// Run only the steps and scenarios whose name contains this string.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How many QEMU scenarios run at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Directory of scenario files (default: ci/scenarios).
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<i32> {
+    let paths = Paths::discover()?;
+    match cli.command {
+        Command::Setup => {
+            setup::ensure(&paths)?;
+            println!("xtask: setup complete");
+            Ok(0)
+        }
+        Command::Build(args) => {
+            let _ = args.release; // always a release build
+            setup::ensure(&paths)?;
+            let mut builder = Builder::new(&paths);
+            let hb = hypervisor_build(&paths, &mut builder, &args.image, !args.no_semihosting)?;
+            builder.build_hypervisor(&hb)?;
+            Ok(0)
+        }
+        Command::Run(args) => cmd_run(&paths, args),
+        Command::CheckConfig(args) => {
+            setup::ensure(&paths)?;
+            check::cmd_check_config(&paths, &args.config, args.board.as_deref(), args.gic)
+        }
+        Command::Test(args) => {
+            setup::ensure(&paths)?;
+            test::run(
+                &paths,
+                args.filter.as_deref(),
+                args.jobs.max(1),
+                args.scenarios.as_deref(),
+            )
+        }
+    }
+}
+
+/// Turns the command-line image options into a build description (building guest overrides
+/// that name guests of this repository).
+fn hypervisor_build(
+    paths: &Paths,
+    builder: &mut Builder,
+    a: &ImageArgs,
+    semihosting: bool,
+) -> Result<HypervisorBuild> {
+    let mut overrides = Vec::new();
+    for g in &a.guests {
+        let (vm, path) = g.split_once('=').with_context(|| {
+            format!("--guest {g:?}: expected VM=PATH, e.g. --guest alpha=guests/hello")
+        })?;
+        if vm.is_empty() || path.is_empty() {
+            bail!("--guest {g:?}: expected VM=PATH with a VM name and a path");
+        }
+        overrides.push((vm.to_string(), builder.resolve_image(path)?));
+    }
+    HypervisorBuild::new(
+        paths,
+        &a.board,
+        &a.config,
+        a.gic,
+        overrides,
+        semihosting,
+        None,
+    )
+}
+
+fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
+    setup::ensure(paths)?;
+    let mut builder = Builder::new(paths);
+    let hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    let built = builder.build_hypervisor(&hb)?;
+    let spec = qemu::QemuSpec {
+        kernel: built.image.clone(),
+        gic: hb.gic,
+        cpu: args.cpu.clone(),
+        smp: args.smp,
+        memory: args.memory.clone(),
+        virtualization: true,
+        gdb: args.gdb,
+        extra: Vec::new(),
+    };
+    if args.gdb {
+        println!("xtask: QEMU waits for gdb on :1234; attach from another terminal with:");
+        println!(
+            "  gdb-multiarch {} -ex 'target remote :1234'",
+            util::display_rel(paths, &built.elf)
+        );
+        if !built.guest_elfs.is_empty() {
+            println!("xtask: guest symbols (addresses are the guests' own IPAs; load them when you debug a guest):");
+            for elf in &built.guest_elfs {
+                println!("  (gdb) add-symbol-file {}", util::display_rel(paths, elf));
+            }
+        }
+        println!("xtask: quit QEMU with Ctrl-A X (or `kill` in gdb)");
+    }
+    println!("xtask: {}", spec.describe());
+    let mut cmd = spec.command();
+    let child = cmd
+        .spawn()
+        .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
+    let timeout = (!args.gdb).then(|| Duration::from_secs(args.timeout));
+    match qemu::wait(child, timeout)? {
+        qemu::Outcome::Exited(code) => {
+            println!("xtask: QEMU exited with status {code}");
+            Ok(code)
+        }
+        qemu::Outcome::TimedOut(t) => bail!(
+            "QEMU did not finish within {} s and was killed; look at the console output above, \
+             or give more time with --timeout SECS",
+            t.as_secs()
+        ),
+    }
+}

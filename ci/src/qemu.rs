@@ -1,0 +1,118 @@
+//! QEMU command lines and waiting with a time limit.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// One QEMU `virt` machine.
+#[derive(Clone, Debug)]
+pub struct QemuSpec {
+    pub kernel: PathBuf,
+    pub gic: u8,
+    pub cpu: String,
+    pub smp: u32,
+    /// `-m` argument.
+    pub memory: String,
+    /// EL2 present (Tessera runs there); false for bare guests at EL1.
+    pub virtualization: bool,
+    /// `-s -S`: gdb server on :1234, halted at reset.
+    pub gdb: bool,
+    pub extra: Vec<String>,
+}
+
+impl QemuSpec {
+    pub fn args(&self) -> Vec<String> {
+        let machine = if self.virtualization {
+            format!("virt,virtualization=on,gic-version={}", self.gic)
+        } else {
+            format!("virt,gic-version={}", self.gic)
+        };
+        let mut a: Vec<String> = vec![
+            "-machine".into(),
+            machine,
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-smp".into(),
+            self.smp.to_string(),
+            "-m".into(),
+            self.memory.clone(),
+            "-nographic".into(),
+            "-semihosting".into(),
+            "-kernel".into(),
+            self.kernel.display().to_string(),
+        ];
+        if self.gdb {
+            a.extend(["-s".into(), "-S".into()]);
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("qemu-system-aarch64");
+        c.args(self.args());
+        c
+    }
+
+    /// The command line, for humans.
+    pub fn describe(&self) -> String {
+        std::iter::once("qemu-system-aarch64".to_string())
+            .chain(self.args())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// QEMU's exit status (128 + signal number if a signal ended it).
+    Exited(i32),
+    /// Killed after this long.
+    TimedOut(Duration),
+}
+
+/// Waits for `child`; after `timeout`, terminates it (SIGTERM, then SIGKILL) and reports so.
+pub fn wait(mut child: Child, timeout: Option<Duration>) -> Result<Outcome> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for QEMU failed")? {
+            return Ok(Outcome::Exited(exit_code(status)));
+        }
+        if let Some(t) = timeout {
+            if start.elapsed() >= t {
+                terminate(&mut child);
+                return Ok(Outcome::TimedOut(t));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// SIGTERM first, so that QEMU restores the terminal; SIGKILL if it lingers.
+fn terminate(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped yet (so the pid
+        // cannot have been reused); it has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,304 @@
+//! QEMU scenario files (ci/scenarios/*.toml) and judging a run against them.
+//!
+//! ```toml
+//! name = "default-gicv3"
+//! board = "qemu-virt"        # default qemu-virt
+//! config = "default"         # name under boards/<board>/configs, or a path
+//! gic = 3                    # default: the board's gic.default
+//! cpu = "cortex-a72"         # default cortex-a72
+//! smp = 4                    # default 4
+//! memory = "2G"              # QEMU -m; an integer means MiB; default 2G
+//! timeout = 120              # seconds, default 120
+//! expect_exit = 0            # QEMU's exit status, default 0
+//! expect = ['regex', ...]    # each must match some console line
+//! forbid = ['regex', ...]    # none may match any line; `FATAL` and `panicked` are implied
+//! allow_fatal = false        # true drops the implied forbids
+//! order = ['regex', ...]     # must match lines in this order
+//! guests = { vm = "guests/adversary" }   # image overrides (--guest VM=PATH)
+//! bare = false               # true: boot `guest` alone on QEMU, no Tessera, no EL2
+//! guest = "hello"            # the guest of a bare scenario
+//! qemu_args = []             # extra QEMU arguments
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::qemu::Outcome;
+
+/// Forbidden in every scenario unless `allow_fatal = true`.
+pub const IMPLICIT_FORBID: [&str; 2] = ["FATAL", "panicked"];
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "default_board")]
+    pub board: String,
+    #[serde(default = "default_config")]
+    pub config: String,
+    #[serde(default)]
+    pub gic: Option<u8>,
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+    #[serde(default = "default_smp")]
+    pub smp: u32,
+    #[serde(default)]
+    pub memory: Option<Memory>,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    #[serde(default)]
+    pub expect_exit: i32,
+    #[serde(default)]
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub forbid: Vec<String>,
+    #[serde(default)]
+    pub allow_fatal: bool,
+    #[serde(default)]
+    pub order: Vec<String>,
+    #[serde(default)]
+    pub guests: BTreeMap<String, String>,
+    #[serde(default)]
+    pub bare: bool,
+    #[serde(default)]
+    pub guest: Option<String>,
+    #[serde(default)]
+    pub qemu_args: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum Memory {
+    /// MiB.
+    MiB(u64),
+    /// QEMU syntax: "2G", "512M".
+    Text(String),
+}
+
+impl Scenario {
+    pub fn memory_arg(&self) -> String {
+        match &self.memory {
+            None => "2G".into(),
+            Some(Memory::MiB(m)) => format!("{m}M"),
+            Some(Memory::Text(t)) => t.clone(),
+        }
+    }
+}
+
+fn default_board() -> String {
+    "qemu-virt".into()
+}
+fn default_config() -> String {
+    "default".into()
+}
+fn default_cpu() -> String {
+    "cortex-a72".into()
+}
+fn default_smp() -> u32 {
+    4
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+/// A scenario with its regexes compiled.
+pub struct Compiled {
+    pub scenario: Scenario,
+    pub expect: Vec<Regex>,
+    pub forbid: Vec<Regex>,
+    pub order: Vec<Regex>,
+}
+
+fn compile_all(file: &Path, field: &str, res: &[String]) -> Result<Vec<Regex>> {
+    res.iter()
+        .map(|r| {
+            Regex::new(r)
+                .with_context(|| format!("{}: bad regex in {field}: {r:?}", file.display()))
+        })
+        .collect()
+}
+
+pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
+    let scenario: Scenario = toml::from_str(text)
+        .with_context(|| format!("{} is not a valid scenario file", file.display()))?;
+    if scenario.bare && scenario.guest.is_none() {
+        bail!(
+            "{}: a bare scenario needs `guest = \"<name or path>\"`",
+            file.display()
+        );
+    }
+    if !scenario.bare && scenario.guest.is_some() {
+        bail!(
+            "{}: `guest` is only for bare scenarios; use `guests = {{ vm = \"path\" }}` to \
+             replace a VM's image",
+            file.display()
+        );
+    }
+    if let Some(g) = scenario.gic {
+        if !(2..=3).contains(&g) {
+            bail!("{}: gic = {g}; use 2 or 3", file.display());
+        }
+    }
+    let mut forbid = scenario.forbid.clone();
+    if !scenario.allow_fatal {
+        forbid.extend(IMPLICIT_FORBID.iter().map(|s| s.to_string()));
+    }
+    Ok(Compiled {
+        expect: compile_all(file, "expect", &scenario.expect)?,
+        forbid: compile_all(file, "forbid", &forbid)?,
+        order: compile_all(file, "order", &scenario.order)?,
+        scenario,
+    })
+}
+
+/// Every scenario under `dir`, sorted by file name.
+pub fn load_dir(dir: &Path) -> Result<Vec<Compiled>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the scenario directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut out: Vec<Compiled> = Vec::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        let c = parse(&f, &text)?;
+        if let Some(other) = out.iter().find(|o| o.scenario.name == c.scenario.name) {
+            bail!(
+                "two scenarios are named {:?} ({} and another file); names must be unique",
+                other.scenario.name,
+                f.display()
+            );
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// What is wrong with a run (empty: it passed).
+pub fn judge(c: &Compiled, outcome: Outcome, log: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::TimedOut(t) => problems.push(format!(
+            "timeout: QEMU was still running after {} s and was killed",
+            t.as_secs()
+        )),
+        Outcome::Exited(code) if code != c.scenario.expect_exit => problems.push(format!(
+            "exit code mismatch: QEMU exited with {code}, expected {}",
+            c.scenario.expect_exit
+        )),
+        Outcome::Exited(_) => {}
+    }
+    let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for re in &c.expect {
+        if !lines.iter().any(|l| re.is_match(l)) {
+            problems.push(format!("missing regex: no line matches /{re}/"));
+        }
+    }
+    for re in &c.forbid {
+        if let Some(l) = lines.iter().find(|l| re.is_match(l)) {
+            problems.push(format!("forbidden match: /{re}/ matches {l:?}"));
+        }
+    }
+    let mut from = 0;
+    for (i, re) in c.order.iter().enumerate() {
+        match lines[from..].iter().position(|l| re.is_match(l)) {
+            Some(p) => from += p + 1,
+            None => {
+                let after = if i == 0 {
+                    String::new()
+                } else {
+                    format!(" after the line matching /{}/", c.order[i - 1])
+                };
+                problems.push(format!("order: no line matches /{re}/{after}"));
+                break;
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sc(text: &str) -> Compiled {
+        parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn defaults_and_pass() {
+        let c = sc("name = 'x'\nexpect = ['hello: ok']");
+        assert_eq!(c.scenario.cpu, "cortex-a72");
+        assert_eq!(c.scenario.smp, 4);
+        assert_eq!(c.scenario.memory_arg(), "2G");
+        assert_eq!(c.scenario.config, "default");
+        let log = "[tessera] boot\r\n[hello] hello: ok\n";
+        assert!(judge(&c, Outcome::Exited(0), log).is_empty());
+    }
+
+    #[test]
+    fn memory_forms() {
+        assert_eq!(sc("name='x'\nmemory=512").scenario.memory_arg(), "512M");
+        assert_eq!(sc("name='x'\nmemory='1G'").scenario.memory_arg(), "1G");
+    }
+
+    #[test]
+    fn reports_each_kind_of_failure() {
+        let c = sc("name='x'\nexpect_exit = 128\nexpect=['a: ok', 'never']\nforbid=['bad']");
+        let p = judge(
+            &c,
+            Outcome::Exited(0),
+            "a: ok\nbad thing\n[tessera] FATAL oops\n",
+        );
+        assert!(
+            p.iter().any(|m| m.starts_with("exit code mismatch")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|m| m.contains("/never/")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("/bad/")), "{p:?}");
+        assert!(p.iter().any(|m| m.contains("/FATAL/")), "{p:?}");
+        let t = judge(&c, Outcome::TimedOut(Duration::from_secs(5)), "");
+        assert!(t[0].starts_with("timeout"), "{t:?}");
+    }
+
+    #[test]
+    fn allow_fatal_drops_implicit_forbids() {
+        let c = sc("name='x'\nallow_fatal = true");
+        assert!(judge(&c, Outcome::Exited(0), "thread panicked\nFATAL\n").is_empty());
+    }
+
+    #[test]
+    fn order_is_checked() {
+        let c = sc("name='x'\norder=['vm early off', 'late.*hello: ok']");
+        let good = "[late] start\n[tessera] vm early off (exit 0)\n[late] hello: ok\n";
+        let bad = "[late] hello: ok\n[tessera] vm early off (exit 0)\n";
+        assert!(judge(&c, Outcome::Exited(0), good).is_empty());
+        let p = judge(&c, Outcome::Exited(0), bad);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("order:"), "{p:?}");
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(parse(Path::new("t"), "name='x'\nbogus=1").is_err());
+        assert!(parse(Path::new("t"), "name='x'\nbare=true").is_err());
+        assert!(parse(Path::new("t"), "name='x'\nexpect=['(']").is_err());
+        assert!(parse(Path::new("t"), "name='x'\ngic=4").is_err());
+    }
+
+    #[test]
+    fn repository_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let all = load_dir(&dir).unwrap();
+        assert!(!all.is_empty());
+    }
+}

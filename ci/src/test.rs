@@ -1,0 +1,458 @@
+//! `cargo xtask test`: host tests, clippy, rustfmt, then the QEMU scenarios.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::images::{self, Builder, HypervisorBuild, GUEST_TARGET, HYP_TARGET};
+use crate::qemu::{self, QemuSpec};
+use crate::scenario::{self, Compiled};
+use crate::util::{self, Paths};
+
+/// Lines of the serial log shown when a scenario fails.
+const TAIL_LINES: usize = 30;
+
+struct Outcome {
+    name: String,
+    passed: bool,
+    time: Duration,
+    /// Why it failed.
+    detail: Vec<String>,
+}
+
+struct Report {
+    outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    /// Runs a step (a closure that fails with a reason) and records it.
+    fn step(&mut self, name: &str, f: impl FnOnce() -> Result<()>) -> bool {
+        println!("xtask: step {name} ...");
+        let start = Instant::now();
+        let r = f();
+        let time = start.elapsed();
+        let passed = r.is_ok();
+        match &r {
+            Ok(()) => println!("xtask: step {name} ok ({:.1} s)", time.as_secs_f64()),
+            Err(e) => println!(
+                "xtask: step {name} FAILED ({:.1} s): {e:#}",
+                time.as_secs_f64()
+            ),
+        }
+        self.outcomes.push(Outcome {
+            name: name.to_string(),
+            passed,
+            time,
+            detail: r.err().map(|e| vec![format!("{e:#}")]).unwrap_or_default(),
+        });
+        passed
+    }
+}
+
+pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>) -> Result<i32> {
+    let selected = |name: &str| filter.is_none_or(|f| name.contains(f));
+    let dir = dir.map_or_else(|| paths.root.join("ci/scenarios"), Path::to_path_buf);
+    let scenarios: Vec<Compiled> = scenario::load_dir(&dir)?
+        .into_iter()
+        .filter(|c| selected(&c.scenario.name))
+        .collect();
+    let steps = [
+        "host-tests",
+        "clippy-host",
+        "fmt",
+        "clippy-tessera",
+        "clippy-guests",
+    ];
+    if scenarios.is_empty() && !steps.iter().any(|s| selected(s)) {
+        bail!(
+            "--filter {:?} matches no step ({}) and no scenario in ci/scenarios",
+            filter.unwrap_or(""),
+            steps.join(", ")
+        );
+    }
+    let mut report = Report {
+        outcomes: Vec::new(),
+    };
+
+    // 1. Host tests (default-members: the host crates and xtask).
+    if selected("host-tests") {
+        report.step("host-tests", || {
+            util::run(util::cargo(paths).arg("test"), "cargo test (host crates)")
+        });
+    }
+    // 2. Clippy on the host crates.
+    if selected("clippy-host") {
+        report.step("clippy-host", || {
+            util::run(
+                util::cargo(paths).args(["clippy", "--", "-D", "warnings"]),
+                "cargo clippy (host crates)",
+            )
+        });
+    }
+    // 3. Formatting of the whole workspace.
+    if selected("fmt") {
+        report.step("fmt", || {
+            util::run(
+                util::cargo(paths).args(["fmt", "--all", "--check"]),
+                "cargo fmt --check (run `cargo fmt --all` to fix)",
+            )
+        });
+    }
+
+    let mut builder = Builder::new(paths);
+
+    // 2b. Clippy on the EL2 image (needs the default config's guests for build.rs) and guests.
+    if selected("clippy-tessera") {
+        report.step("clippy-tessera", || clippy_tessera(paths, &mut builder));
+    }
+    if selected("clippy-guests") {
+        report.step("clippy-guests", || {
+            let mut cmd = util::cargo(paths);
+            cmd.arg("clippy");
+            for g in guest_packages(paths)? {
+                cmd.args(["-p", &g]);
+            }
+            cmd.args(["--target", GUEST_TARGET, "--", "-D", "warnings"]);
+            util::run(&mut cmd, "cargo clippy (guests)")
+        });
+    }
+
+    // 4. QEMU scenarios: build each distinct image once, then run.
+    let mut jobs_list = Vec::new();
+    let mut images: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    for c in &scenarios {
+        let s = &c.scenario;
+        let planned = plan_image(paths, c);
+        let (key, spec) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                println!("xtask: scenario {} FAILED: {e:#}", s.name);
+                report.outcomes.push(Outcome {
+                    name: format!("scenario {}", s.name),
+                    passed: false,
+                    time: Duration::ZERO,
+                    detail: vec![format!("{e:#}")],
+                });
+                continue;
+            }
+        };
+        if let ImageSpec::Bare { guest, .. } = &spec {
+            if Path::new(guest).is_file() {
+                // A prebuilt image: nothing to build.
+                images.insert(key.clone(), Some(PathBuf::from(guest)));
+            }
+        }
+        if !images.contains_key(&key) {
+            let mut built = None;
+            report.step(&format!("build {key}"), || {
+                built = Some(build_image(&mut builder, &spec)?);
+                Ok(())
+            });
+            images.insert(key.clone(), built);
+        }
+        match images.get(&key).cloned().flatten() {
+            Some(image) => jobs_list.push((c, qemu_spec(c, &spec, image))),
+            None => report.outcomes.push(Outcome {
+                name: format!("scenario {}", s.name),
+                passed: false,
+                time: Duration::ZERO,
+                detail: vec![format!("its image ({key}) did not build; see above")],
+            }),
+        }
+    }
+    if !jobs_list.is_empty() {
+        let log_dir = paths.target.join("test-logs");
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("cannot create {}", log_dir.display()))?;
+        println!(
+            "xtask: running {} scenario(s), {} at a time; logs in {}",
+            jobs_list.len(),
+            jobs.min(jobs_list.len()),
+            util::display_rel(paths, &log_dir)
+        );
+        report
+            .outcomes
+            .extend(run_scenarios(paths, jobs_list, jobs, &log_dir));
+    }
+
+    // Summary.
+    let passed = report.outcomes.iter().filter(|o| o.passed).count();
+    let failed = report.outcomes.len() - passed;
+    println!();
+    println!("xtask: summary");
+    for o in &report.outcomes {
+        println!(
+            "  {:4}  {} ({:.1} s)",
+            if o.passed { "ok" } else { "FAIL" },
+            o.name,
+            o.time.as_secs_f64()
+        );
+        if !o.passed {
+            for d in &o.detail {
+                println!("          {}", d.lines().next().unwrap_or(""));
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// The package names of the guests and their runtime (everything under guests/).
+fn guest_packages(paths: &Paths) -> Result<Vec<String>> {
+    let mut v = Vec::new();
+    let dir = paths.root.join("guests");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let m = util::read_toml(&p.join("Cargo.toml"))?;
+        if let Some(n) = m
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+        {
+            v.push(n.to_string());
+        }
+    }
+    if v.is_empty() {
+        bail!("no guest packages under {}", dir.display());
+    }
+    Ok(v)
+}
+
+fn clippy_tessera(paths: &Paths, builder: &mut Builder) -> Result<()> {
+    let hb = HypervisorBuild::new(paths, "qemu-virt", "default", None, Vec::new(), true, None)?;
+    for g in images::guests_named_by_config(paths, &hb.config_path)? {
+        builder.guest(&g)?;
+    }
+    for features in [None, Some("semihosting")] {
+        let mut cmd = util::cargo(paths);
+        cmd.args(["clippy", "-p", "tessera", "--target", HYP_TARGET]);
+        if let Some(f) = features {
+            cmd.args(["--features", f]);
+        }
+        cmd.args(["--", "-D", "warnings"])
+            .env("TESSERA_BOARD", &hb.board)
+            .env("TESSERA_CONFIG", &hb.config)
+            .env("TESSERA_GIC", hb.gic.to_string())
+            .env("TESSERA_GUEST_DIR", paths.guest_dir());
+        util::run(
+            &mut cmd,
+            &format!(
+                "cargo clippy -p tessera --target {HYP_TARGET}{}",
+                features
+                    .map(|f| format!(" --features {f}"))
+                    .unwrap_or_default()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// What a scenario boots.
+enum ImageSpec {
+    Hypervisor(HypervisorBuild),
+    /// A guest of this repository (name) or an image file, booted bare.
+    Bare {
+        guest: String,
+        gic: u8,
+    },
+}
+
+/// (key naming the image, how to build it).
+fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
+    let s = &c.scenario;
+    if s.board != "qemu-virt" {
+        bail!(
+            "board {:?}: xtask only knows QEMU's `virt` machine so far (qemu-virt)",
+            s.board
+        );
+    }
+    if s.bare {
+        let guest = s.guest.clone().unwrap_or_default();
+        let gic = match s.gic {
+            Some(g) => g,
+            None => images::board_default_gic(&images::board_dir(paths, &s.board)?)?,
+        };
+        return Ok((format!("bare {guest}"), ImageSpec::Bare { guest, gic }));
+    }
+    let mut overrides = Vec::new();
+    for (vm, path) in &s.guests {
+        // Resolved at build time (a guest name may need building first).
+        overrides.push((vm.clone(), PathBuf::from(path)));
+    }
+    let suffix = (!overrides.is_empty()).then(|| format!("-{}", s.name));
+    let hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, true, suffix)?;
+    Ok((hb.image_stem(), ImageSpec::Hypervisor(hb)))
+}
+
+fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
+    match spec {
+        ImageSpec::Bare { guest, .. } => builder.resolve_image(guest),
+        ImageSpec::Hypervisor(hb) => {
+            let mut hb = hb.clone();
+            for (_, p) in hb.overrides.iter_mut() {
+                *p = builder.resolve_image(&p.display().to_string())?;
+            }
+            Ok(builder.build_hypervisor(&hb)?.image)
+        }
+    }
+}
+
+fn qemu_spec(c: &Compiled, spec: &ImageSpec, kernel: PathBuf) -> QemuSpec {
+    let s = &c.scenario;
+    let (gic, virtualization) = match spec {
+        ImageSpec::Hypervisor(hb) => (hb.gic, true),
+        ImageSpec::Bare { gic, .. } => (*gic, false),
+    };
+    QemuSpec {
+        kernel,
+        gic,
+        cpu: s.cpu.clone(),
+        smp: s.smp,
+        memory: s.memory_arg(),
+        virtualization,
+        gdb: false,
+        extra: s.qemu_args.clone(),
+    }
+}
+
+fn run_scenarios(
+    paths: &Paths,
+    list: Vec<(&Compiled, QemuSpec)>,
+    jobs: usize,
+    log_dir: &Path,
+) -> Vec<Outcome> {
+    let total = list.len();
+    let queue = Mutex::new(list.into_iter().enumerate().collect::<VecDeque<_>>());
+    let results = Mutex::new(Vec::new());
+    let done = Mutex::new(0usize);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(total) {
+            scope.spawn(|| loop {
+                let Some((i, (c, spec))) = queue.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let o = run_one(paths, c, &spec, log_dir);
+                let mut n = done.lock().expect("progress lock");
+                *n += 1;
+                print_result(paths, &o, c, &spec, *n, total, log_dir);
+                drop(n);
+                results.lock().expect("results lock").push((i, o));
+            });
+        }
+    });
+    let mut r = results.into_inner().expect("results lock");
+    r.sort_by_key(|(i, _)| *i);
+    r.into_iter().map(|(_, o)| o).collect()
+}
+
+fn log_path(log_dir: &Path, name: &str) -> PathBuf {
+    log_dir.join(format!("{name}.log"))
+}
+
+fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outcome {
+    let s = &c.scenario;
+    let name = format!("scenario {}", s.name);
+    let start = Instant::now();
+    let fail = |detail: String| Outcome {
+        name: name.clone(),
+        passed: false,
+        time: start.elapsed(),
+        detail: vec![detail],
+    };
+    let log = log_path(log_dir, &s.name);
+    let _ = std::fs::write(
+        log_dir.join(format!("{}.cmd", s.name)),
+        spec.describe() + "\n",
+    );
+    let file = match File::create(&log) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot create {}: {e}", log.display())),
+    };
+    let err = match file.try_clone() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot duplicate the log file handle: {e}")),
+    };
+    let mut cmd: Command = spec.command();
+    cmd.current_dir(&paths.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(err));
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(format!(
+                "cannot start qemu-system-aarch64 ({e}); run `cargo xtask setup`"
+            ))
+        }
+    };
+    let outcome = match qemu::wait(child, Some(Duration::from_secs(s.timeout))) {
+        Ok(o) => o,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let bytes = std::fs::read(&log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let problems = scenario::judge(c, outcome, &text);
+    Outcome {
+        name,
+        passed: problems.is_empty(),
+        time: start.elapsed(),
+        detail: problems,
+    }
+}
+
+fn print_result(
+    paths: &Paths,
+    o: &Outcome,
+    c: &Compiled,
+    spec: &QemuSpec,
+    n: usize,
+    total: usize,
+    log_dir: &Path,
+) {
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let s = &c.scenario;
+    let log = log_path(log_dir, &s.name);
+    let _ = writeln!(
+        out,
+        "xtask: [{n}/{total}] {} {} ({:.1} s)",
+        o.name,
+        if o.passed { "ok" } else { "FAILED" },
+        o.time.as_secs_f64()
+    );
+    if o.passed {
+        return;
+    }
+    if let Some(d) = &s.description {
+        let _ = writeln!(out, "  about: {d}");
+    }
+    for d in &o.detail {
+        let _ = writeln!(out, "  reason: {d}");
+    }
+    let _ = writeln!(out, "  command: {}", spec.describe());
+    let text = std::fs::read(&log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(TAIL_LINES);
+    let _ = writeln!(
+        out,
+        "  last {} line(s) of {}:",
+        lines.len() - from,
+        util::display_rel(paths, &log)
+    );
+    for l in &lines[from..] {
+        let _ = writeln!(out, "  | {}", l.trim_end_matches('\r'));
+    }
+}
