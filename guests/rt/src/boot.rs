@@ -126,6 +126,16 @@ __rt_cpu_setup:
     msr     vpidr_el2, x9
     mrs     x9, mpidr_el1
     msr     vmpidr_el2, x9
+    // GICv3 system-register interface present: let EL1 use its ICC_* registers
+    // (ICC_SRE_EL2 = SRE | DFB | DIB | Enable).
+    mrs     x9, id_aa64pfr0_el1
+    ubfx    x9, x9, #24, #4
+    cbz     x9, 4f
+    mrs     x9, S3_4_C12_C9_5
+    orr     x9, x9, #0xf
+    msr     S3_4_C12_C9_5, x9
+    isb
+4:
     mov     x9, #0x3c5              // SPSR: EL1h, DAIF masked
     msr     spsr_el2, x9
     adr     x9, 5f

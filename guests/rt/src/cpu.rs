@@ -55,7 +55,7 @@ extern "C" {
 }
 
 /// Starts CPU `index` (of [`crate::BootInfo::cpus`]) running `main(index)`, with its own stack
-/// and the same MMU setup. The CPU powers off (PSCI `CPU_OFF`) when `main` returns.
+/// and the same MMU setup (and its GIC interface set up if [`crate::irq::init`] has run). The CPU powers off (PSCI `CPU_OFF`) when `main` returns.
 pub fn start(index: usize, main: SecondaryMain) -> Result<(), StartError> {
     let info = boot_info();
     let &target = info.cpus.get(index).ok_or(StartError::NoSuchCpu)?;
@@ -87,6 +87,10 @@ pub fn off() -> ! {
 /// Body of a secondary CPU (from boot.rs, MMU on, stack set, `TPIDR_EL1` = index).
 pub(crate) fn run_secondary(index: usize) -> ! {
     let main = ENTRIES.lock().get_mut(index).and_then(Option::take);
+    if crate::irq::initialized() {
+        // Errors show again when the CPU's main calls `irq::init_cpu` itself.
+        let _ = crate::irq::init_cpu();
+    }
     if let Some(main) = main {
         main(index);
     }

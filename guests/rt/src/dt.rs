@@ -92,6 +92,72 @@ pub struct BootInfo {
     pub tessera: bool,
     /// The loaded image including BSS and stacks (`__image_start..__image_end`).
     pub image: MemRegion,
+    /// The interrupt controller (the first GICv2 or GICv3 node), if any.
+    pub gic: Option<GicDesc>,
+    /// INTID of the virtual timer (`/timer` `interrupts`, third entry), if the DT says.
+    pub virt_timer_intid: Option<u32>,
+}
+
+/// Most GICv3 redistributor regions recorded.
+pub const MAX_REDIST_REGIONS: usize = 4;
+
+/// GIC architecture version of the interrupt controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv2 (`arm,cortex-a15-gic`, `arm,gic-400`, ...): memory-mapped CPU interface.
+    V2,
+    /// GICv3 (`arm,gic-v3`): redistributors, system-register CPU interface.
+    V3,
+}
+
+/// The interrupt controller as the device tree describes it.
+#[derive(Clone, Debug)]
+pub struct GicDesc {
+    /// v2 or v3.
+    pub version: GicVersion,
+    /// Distributor (GICD) registers.
+    pub dist: MemRegion,
+    /// GICv3: the redistributor regions (GICR); empty for v2.
+    pub redist: Vec<MemRegion, MAX_REDIST_REGIONS>,
+    /// GICv2: the CPU interface (GICC); empty for v3.
+    pub cpu_if: MemRegion,
+    /// `#interrupt-cells` of the controller (3 for the GIC bindings).
+    pub interrupt_cells: usize,
+}
+
+/// Compatible strings of GICv2-style controllers (memory-mapped CPU interface).
+const GICV2_COMPATIBLE: [&str; 4] = [
+    "arm,cortex-a15-gic",
+    "arm,gic-400",
+    "arm,cortex-a9-gic",
+    "arm,cortex-a7-gic",
+];
+
+/// Trigger of an interrupt, from the third cell of a GIC interrupt specifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Edge-triggered (flags 1 or 2).
+    Edge,
+    /// Level-sensitive (flags 4 or 8, or unspecified).
+    Level,
+}
+
+/// An interrupt of a device node, decoded from a GIC specifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DtIrq {
+    /// GIC INTID (SPI n = 32 + n, PPI n = 16 + n).
+    pub intid: u32,
+    /// Edge or level.
+    pub trigger: Trigger,
+}
+
+/// A device node found by compatible string ([`BootInfo::device`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// Its first `reg` entry.
+    pub reg: MemRegion,
+    /// Its first interrupt, if it has one.
+    pub irq: Option<DtIrq>,
 }
 
 impl BootInfo {
@@ -109,6 +175,8 @@ impl BootInfo {
             bootargs: String::new(),
             tessera: false,
             image: image_region(),
+            gic: None,
+            virt_timer_intid: None,
         };
         match open(dtb) {
             Ok((fdt, size)) => {
@@ -144,6 +212,14 @@ impl BootInfo {
             if first_pl011.is_none() && is_compatible(&node, "arm,pl011")? {
                 first_pl011 = first_reg(&node)?;
             }
+            if self.gic.is_none() {
+                self.gic = gic_desc(&node)?;
+            }
+        }
+
+        if let Some(node) = root.find_node("/timer")? {
+            let cells = self.gic.as_ref().map_or(3, |g| g.interrupt_cells);
+            self.virt_timer_intid = interrupts(&node, cells)?.nth(2).map(|i| i.intid);
         }
 
         let chosen = root.chosen()?;
@@ -235,6 +311,32 @@ impl BootInfo {
             .filter_map(move |w| w.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
     }
 
+    /// The first device node compatible with `compatible`: its first `reg` region and its first
+    /// interrupt (decoded as a GIC specifier). `None` if there is no such node (or no DTB).
+    pub fn device(&self, compatible: &str) -> Option<Device> {
+        self.devices(compatible).next()
+    }
+
+    /// Every device node compatible with `compatible`, in DTB order (see [`BootInfo::device`]).
+    /// Nodes whose properties cannot be read are skipped.
+    pub fn devices<'a>(&'a self, compatible: &'a str) -> impl Iterator<Item = Device> + 'a {
+        let cells = self.gic.as_ref().map_or(3, |g| g.interrupt_cells);
+        let fdt = open(self.dtb.base).ok().map(|(fdt, _)| fdt);
+        fdt.into_iter()
+            .filter_map(|fdt| fdt.root().ok())
+            .filter_map(|root| root.all_nodes().ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(move |(_, node)| {
+                if !is_compatible(&node, compatible).ok()? {
+                    return None;
+                }
+                let reg = regs(&node).ok()?.next().unwrap_or_default();
+                let irq = interrupts(&node, cells).ok()?.next();
+                Some(Device { reg, irq })
+            })
+    }
+
     /// The number of CPUs the runtime can run (those of the DTB, up to [`MAX_CPUS`]).
     pub fn cpu_count(&self) -> usize {
         self.cpus.len()
@@ -323,6 +425,95 @@ fn is_compatible(node: &DtNode<'static>, with: &str) -> Result<bool, FdtError> {
     Ok(node
         .property::<Compatible>()?
         .is_some_and(|c| c.compatible_with(with)))
+}
+
+/// The `reg` entries of a node (none if it has no `reg`; entries that do not parse are skipped).
+fn regs(node: &DtNode<'static>) -> Result<impl Iterator<Item = MemRegion>, FdtError> {
+    Ok(node
+        .reg()?
+        .into_iter()
+        .flat_map(|r| r.iter::<u64, u64>())
+        .filter_map(Result::ok)
+        .map(|r| MemRegion::new(r.address as usize, r.len as usize)))
+}
+
+/// A big-endian `u32` cell property value, if present and well-formed.
+fn u32_property(node: &DtNode<'static>, name: &str) -> Result<Option<u32>, FdtError> {
+    Ok(node
+        .raw_property(name)?
+        .and_then(|p| p.value.try_into().ok())
+        .map(u32::from_be_bytes))
+}
+
+/// The node's `interrupts`, decoded as GIC specifiers of `cells` cells (`<type number flags>`;
+/// type 0 = SPI, 1 = PPI). Specifiers of other shapes are skipped.
+fn interrupts(
+    node: &DtNode<'static>,
+    cells: usize,
+) -> Result<impl Iterator<Item = DtIrq>, FdtError> {
+    let value = node
+        .raw_property("interrupts")?
+        .map_or(&[][..], |p| p.value);
+    let cells = cells.max(1);
+    Ok(value.chunks_exact(4 * cells).filter_map(move |spec| {
+        let cell = |i: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(
+                spec.get(4 * i..4 * i + 4)?.try_into().ok()?,
+            ))
+        };
+        if cells < 3 {
+            return None;
+        }
+        let base = match cell(0)? {
+            0 => 32,
+            1 => 16,
+            _ => return None,
+        };
+        let intid = cell(1)?.checked_add(base)?;
+        let trigger = if cell(2)? & 0x3 != 0 {
+            Trigger::Edge
+        } else {
+            Trigger::Level
+        };
+        Some(DtIrq { intid, trigger })
+    }))
+}
+
+/// The GIC description of `node`, if it is a GICv2 or GICv3 interrupt controller.
+fn gic_desc(node: &DtNode<'static>) -> Result<Option<GicDesc>, FdtError> {
+    let version = if is_compatible(node, "arm,gic-v3")? {
+        GicVersion::V3
+    } else {
+        let mut v2 = false;
+        for c in GICV2_COMPATIBLE {
+            v2 |= is_compatible(node, c)?;
+        }
+        if !v2 {
+            return Ok(None);
+        }
+        GicVersion::V2
+    };
+    let interrupt_cells = u32_property(node, "#interrupt-cells")?.unwrap_or(3) as usize;
+    let mut regs = regs(node)?;
+    let dist = regs.next().unwrap_or_default();
+    let mut desc = GicDesc {
+        version,
+        dist,
+        redist: Vec::new(),
+        cpu_if: MemRegion::default(),
+        interrupt_cells,
+    };
+    match version {
+        GicVersion::V3 => {
+            let n = u32_property(node, "#redistributor-regions")?.unwrap_or(1);
+            for r in regs.take(n as usize) {
+                // Regions past MAX_REDIST_REGIONS are ignored.
+                let _ = desc.redist.push(r);
+            }
+        }
+        GicVersion::V2 => desc.cpu_if = regs.next().unwrap_or_default(),
+    }
+    Ok(Some(desc))
 }
 
 fn first_reg(node: &DtNode<'static>) -> Result<Option<usize>, FdtError> {

@@ -38,7 +38,8 @@ pub struct TrapFrame {
     pub fpcr: u64,
     /// `FPSR`.
     pub fpsr: u64,
-    _pad: u64,
+    /// `CNTVCT_EL0` read first thing at exception entry (for latency measurements).
+    pub entry_ticks: u64,
     /// `q0..=q31`.
     pub q: [u128; 32],
 }
@@ -49,6 +50,7 @@ const _: () = {
     assert!(offset_of!(TrapFrame, elr) == 248);
     assert!(offset_of!(TrapFrame, esr) == 264);
     assert!(offset_of!(TrapFrame, fpcr) == 280);
+    assert!(offset_of!(TrapFrame, entry_ticks) == 296);
     assert!(offset_of!(TrapFrame, q) == 304);
 };
 
@@ -60,12 +62,16 @@ impl TrapFrame {
 }
 
 // Vector table (Arm ARM D1.10.2): 16 entries of 0x80 bytes; entry n passes n as `kind`.
+// Each entry reads CNTVCT_EL0 right away (exception entry is context-synchronizing, so the
+// read cannot happen earlier) and stores it in the frame's `entry_ticks`.
 global_asm!(
     r#"
     .macro RT_VECTOR kind
     .balign 0x80
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
+    mrs     x1, cntvct_el0
+    str     x1, [sp, #{entry_ticks}]
     mov     x0, #\kind
     b       __rt_exception_common
     .endm
@@ -178,6 +184,7 @@ __rt_exception_common:
     eret
 "#,
     frame = const FRAME_SIZE,
+    entry_ticks = const offset_of!(TrapFrame, entry_ticks),
     handler = sym rt_exception,
 );
 
@@ -201,6 +208,8 @@ const KIND_NAMES: [&str; 16] = [
     "serror (EL0, AArch32)",
 ];
 const KIND_SYNC: u64 = 4;
+const KIND_IRQ_SP0: u64 = 1;
+const KIND_IRQ: u64 = 5;
 const KIND_SERROR: u64 = 7;
 
 /// A hook for synchronous exceptions taken at EL1: returns `true` if it handled the
@@ -331,7 +340,7 @@ pub unsafe fn probe_write(addr: usize, value: u32) -> Result<(), Fault> {
 }
 
 /// Unmasks SError at EL1 (so that an injected asynchronous abort is reported, not held).
-/// Debug, IRQ and FIQ stay masked: the runtime uses no interrupts.
+/// Debug, IRQ and FIQ stay masked (see [`crate::irq::enable_local`]).
 pub(crate) fn unmask_serror() {
     DAIF.write(DAIF::D::Masked + DAIF::A::Unmasked + DAIF::I::Masked + DAIF::F::Masked);
 }
@@ -349,6 +358,9 @@ extern "C" fn rt_exception(kind: u64, frame: &mut TrapFrame) {
         if !serror {
             frame.elr += 4;
         }
+        return;
+    }
+    if (kind == KIND_IRQ || kind == KIND_IRQ_SP0) && crate::irq::dispatch(frame.entry_ticks) {
         return;
     }
     if kind == KIND_SYNC {

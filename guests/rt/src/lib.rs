@@ -9,6 +9,8 @@
 //! - [`console`]: polled PL011 (only DR and FR, which Tessera emulates) and [`print!`]/[`println!`].
 //! - [`psci`], [`tessera`], [`smccc`]: firmware and hypervisor calls.
 //! - [`exception`]: EL1 vectors, a hookable synchronous handler and fault probes.
+//! - [`irq`], [`gic`]: interrupts (GICv2/GICv3 from the device tree, handlers, SGIs).
+//! - [`timer`]: the virtual counter and virtual timer.
 //! - [`cpu`]: the current CPU's index, starting other CPUs.
 //! - [`exit`]: end the guest with an exit code (see CONTRACTS.md).
 //!
@@ -32,14 +34,17 @@ pub mod console;
 pub mod cpu;
 pub mod dt;
 pub mod exception;
+pub mod gic;
+pub mod irq;
 mod mmu;
 mod panic;
 mod power;
 pub mod psci;
 pub mod smccc;
 pub mod tessera;
+pub mod timer;
 
 pub use boot::{boot_info, MAX_CPUS};
-pub use dt::{BootInfo, MemRegion};
+pub use dt::{BootInfo, Device, GicVersion, MemRegion};
 pub use power::exit;
 pub use tessera_abi as abi;
