@@ -1,8 +1,9 @@
 //! The physical console: hypervisor messages (`[tessera] ...`), every VM's output one whole line
 //! at a time (`[<vm>] ...`), and keyboard input routed to one VM at a time.
 //!
-//! Input focus: type Ctrl-A then a digit to send input to VM number <digit> (the order of the
-//! config); Ctrl-A Ctrl-A sends a literal Ctrl-A.
+//! Input focus: type Ctrl-T then a digit to send input to VM number <digit> (the order of the
+//! config); Ctrl-T Ctrl-T sends a literal Ctrl-T. (Not Ctrl-A: QEMU's own console multiplexer
+//! takes that one.)
 
 use core::fmt::{self, Write};
 
@@ -20,7 +21,7 @@ static OUTPUT: Mutex<()> = Mutex::new(());
 
 const LINE_MAX: usize = 200;
 const INPUT_DEPTH: usize = 64;
-const ESCAPE: u8 = 0x01;
+const ESCAPE: u8 = 0x14;
 
 struct VmLine(Mutex<Vec<u8, LINE_MAX>>);
 static LINES: [VmLine; MAX_VMS] = [const { VmLine(Mutex::new(Vec::new())) }; MAX_VMS];

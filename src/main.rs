@@ -14,5 +14,6 @@ mod mm;
 mod panic;
 mod trap;
 mod vdev;
+mod vgic;
 mod vm;
 mod vpsci;

@@ -8,7 +8,7 @@ use crate::arch::exception::VectorKind;
 use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
 use crate::vm::{self, VmEnd};
-use crate::{console, hprintln, hypercall, vdev, vpsci};
+use crate::{console, hprintln, hypercall, vdev, vgic, vpsci};
 
 /// Entry from the vectors with the saved guest registers.
 pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
@@ -22,6 +22,7 @@ pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
         _ => hypervisor_fault(frame, kind),
     }
     vm::kick_if_stopping();
+    vgic::flush_if_dirty();
 }
 
 fn lower_sync(frame: &mut TrapFrame) {
@@ -46,6 +47,11 @@ fn lower_sync(frame: &mut TrapFrame) {
             stage2_fault(frame, esr, far, regs::fault_ipa(far), true);
         }
         ExceptionClass::WfiWfe => frame.elr += 4,
+        ExceptionClass::SysReg if is_sgi1r_write(esr) => {
+            let (vm, vcpu) = current_or_fatal(frame);
+            vgic::sgi1r(vm, vcpu, frame.reg(((esr.iss() >> 5) & 0x1f) as usize));
+            frame.elr += 4;
+        }
         _ => {
             let (vm, vcpu) = current_or_fatal(frame);
             if vm::rt(vm).may_report_fault(vm) {
@@ -61,6 +67,14 @@ fn lower_sync(frame: &mut TrapFrame) {
             inject_undef(frame);
         }
     }
+}
+
+/// A trapped MSR ICC_SGI1R_EL1 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5), GICv3 only: with
+/// HCR_EL2.IMO set, SGI generation at EL1 traps to EL2 (IHI 0069 §12.2).
+fn is_sgi1r_write(esr: Esr) -> bool {
+    const SGI1R: u32 = (3 << 20) | (5 << 17) | (12 << 10) | (11 << 1);
+    const MASK: u32 = (3 << 20) | (7 << 17) | (7 << 14) | (0xf << 10) | (0xf << 1) | 1;
+    crate::config::BOARD.gic.version == crate::config::GicVersion::V3 && esr.iss() & MASK == SGI1R
 }
 
 /// HVC or SMC: PSCI and SMCCC architecture calls by either conduit, Tessera calls by HVC.
@@ -79,9 +93,9 @@ fn call(frame: &mut TrapFrame, via_hvc: bool) {
 fn data_abort(frame: &mut TrapFrame, esr: Esr) {
     let far = FAR_EL2.get();
     let ipa = regs::fault_ipa(far);
-    let (vm, _) = current_or_fatal(frame);
+    let (vm, vcpu) = current_or_fatal(frame);
     if !esr.s1ptw() && esr.is_translation_fault() {
-        if let Some(handled) = vdev::mmio(frame, vm, ipa, esr) {
+        if let Some(handled) = vdev::mmio(frame, vm, vcpu, ipa, esr) {
             if handled {
                 frame.elr += 4;
                 return;

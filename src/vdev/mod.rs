@@ -12,7 +12,10 @@ const WINDOW: u64 = 0x1000;
 /// Emulates the access that faulted at `ipa`, if an emulated device of VM `vm` lives there.
 /// `None`: no device here (a real stage-2 fault). `Some(false)`: a device, but an access it
 /// cannot decode (no valid syndrome: e.g. a load pair), treated as a fault.
-pub fn mmio(frame: &mut TrapFrame, vm: usize, ipa: u64, esr: Esr) -> Option<bool> {
+pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -> Option<bool> {
+    if let Some(r) = crate::vgic::mmio(frame, vm, vcpu, ipa, esr) {
+        return Some(r);
+    }
     let d = crate::vm::desc(vm);
     if ipa >= d.vuart_ipa && ipa - d.vuart_ipa < WINDOW {
         if !esr.isv() {

@@ -37,7 +37,9 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     if let Some(vm) = VMS.iter().find(|v| v.vcpus.len() > MAX_VCPUS || v.mem.len() > super::MAX_MEM_REGIONS) {
         boot_error(format_args!("vm {}: too many vCPUs or memory regions for this build", vm.name));
     }
-    arch::build_el2_tables(&[BOARD.ram], BOARD.hyp_mmio);
+    if let Err(e) = arch::build_el2_tables(&[BOARD.ram], BOARD.hyp_mmio) {
+        boot_error(format_args!("cannot map {:#x} in the hypervisor's own address space", e.base));
+    }
     arch::enable_el2_mmu();
 
     let dtb_size = check_machine(dtb);
@@ -59,12 +61,16 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
 
     gic::init_distributor(&BOARD.gic);
     gic::init_cpu(0, super::core_mpidr(0));
+    crate::vgic::init_core(0);
 
     let pa_bits = tessera_stage2::parange_bits(ID_AA64MMFR0_EL1.get());
     let s2 = tessera_stage2::Stage2Config::new(pa_bits);
     lifecycle::VTCR.store(s2.vtcr_el2(), Ordering::Relaxed);
     for (i, vm) in VMS.iter().enumerate() {
         if let Err(e) = memory::build(i, &s2) {
+            boot_error(format_args!("vm {}: {}", vm.name, e));
+        }
+        if let Err(e) = crate::vgic::init_vm(i) {
             boot_error(format_args!("vm {}: {}", vm.name, e));
         }
         let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
@@ -104,6 +110,7 @@ pub extern "C" fn secondary_main(core: u64) -> ! {
     exception::install_vectors();
     arch::enable_el2_mmu();
     gic::init_cpu(core as usize, super::core_mpidr(core as usize));
+    crate::vgic::init_core(core as usize);
     lifecycle::park_current()
 }
 

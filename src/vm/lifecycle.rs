@@ -66,14 +66,10 @@ fn load_vcpu_context(vm: usize, vcpu: usize) {
     regs::reset_el1_state();
 }
 
-/// Acknowledges every pending physical interrupt of this core. Tessera's own SGIs only wake
-/// the core; anything else is unexpected in this configuration and reported.
+/// Acknowledges every pending physical interrupt of this core and hands each to the vGIC.
 pub fn drain_interrupts() {
     while let Some(intid) = gic::acknowledge() {
-        gic::end_of_interrupt(intid);
-        if intid != gic::SGI_KICK {
-            hprintln!("core {}: unexpected physical interrupt {}", arch::core_index(), intid);
-        }
+        crate::vgic::physical_irq(intid);
     }
 }
 
@@ -85,6 +81,7 @@ pub extern "C" fn park_loop() -> ! {
         arch::halt_core()
     };
     let v = &rt(vm).vcpus[vcpu];
+    crate::vgic::stop_vcpu_interface();
     loop {
         drain_interrupts();
         if v.transition(VcpuState::StopRequested, VcpuState::Off) {
@@ -95,6 +92,8 @@ pub extern "C" fn park_loop() -> ! {
             let context = v.context.load(Ordering::Acquire);
             defmt::info!("vm {=usize} vcpu {=usize}: start at {=u64:#x}", vm, vcpu, entry);
             load_vcpu_context(vm, vcpu);
+            crate::vgic::reset_vcpu_interface();
+            crate::vgic::flush_if_dirty();
             arch::enter_guest(&TrapFrame::new_el1(entry, context));
         }
         asm::wfe();

@@ -65,6 +65,12 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
         s2.map(&mut tables, GuestPhysAddr(dev.ipa), PhysAddr(dev.pa), dev.size, MemAttrs::DEVICE_RW)
             .map_err(|_| BuildError::Map { ipa: dev.ipa })?;
     }
+    if d.vgic.version == crate::config::GicVersion::V2 {
+        // The guest's GICC window is the hardware virtual CPU interface (GICV).
+        let gicv = crate::config::BOARD.gic.gicv;
+        s2.map(&mut tables, GuestPhysAddr(d.vgic.gicc), PhysAddr(gicv), 0x2000, MemAttrs::DEVICE_RW)
+            .map_err(|_| BuildError::Map { ipa: d.vgic.gicc })?;
+    }
     let vmid = (vm + 1) as u16;
     r.vttbr.store(Stage2Config::vttbr_el2(s2.root(), vmid), Ordering::Release);
     load(vm)

@@ -1,93 +1,93 @@
 //! The hypervisor's own address space (EL2 stage 1): an identity map of the board's RAM
-//! (Normal, write-back) and of the MMIO ranges the hypervisor drives (Device-nGnRE).
-//!
-//! 4 KiB granule, 39-bit VA (T0SZ = 25, walk starts at level 1). The first 4 GiB are mapped
-//! with 2 MiB blocks (boards put devices there), anything above with 1 GiB blocks.
+//! (Normal, write-back) and of the MMIO ranges the hypervisor drives (Device-nGnRE), built
+//! with `crates/stage2`'s EL2 stage-1 format in a small pool of tables inside the image.
+
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
+use tessera_stage2::{
+    parange_bits, El2Stage1, El2Stage1Config, MemAttrs, PageTable, PhysAddr, TableMemory,
+    VirtAddr, MAIR_EL2 as MAIR_VALUE,
+};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::config::PhysRange;
 
+/// Tables for the EL2 map: a root plus enough for RAM in blocks and a few 4 KiB-mapped MMIO
+/// windows.
+const POOL_TABLES: usize = 16;
+
 #[repr(C, align(4096))]
-struct Table([u64; 512]);
+struct Pool([[u64; 512]; POOL_TABLES]);
+static mut POOL: Pool = Pool([[0; 512]; POOL_TABLES]);
 
-const L2_TABLES: usize = 4;
-static mut L1: Table = Table([0; 512]);
-static mut L2: [Table; L2_TABLES] = [const { Table([0; 512]) }; L2_TABLES];
-
-const MAIR_DEVICE_IDX: u64 = 0;
-const MAIR_NORMAL_IDX: u64 = 1;
-/// MAIR_EL2: index 0 = Device-nGnRE (0x04), index 1 = Normal, inner/outer WB RA WA (0xff).
-const MAIR_VALUE: u64 = 0x04 | (0xff << 8);
-
-const DESC_VALID: u64 = 1 << 0;
-const DESC_TABLE: u64 = 1 << 1;
-const DESC_AF: u64 = 1 << 10;
-const DESC_SH_INNER: u64 = 3 << 8;
-const DESC_XN: u64 = 1 << 54;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    None,
-    Normal,
-    Device,
+/// Bump allocator over [`POOL`]; only the boot core uses it, before the MMU is on.
+struct PoolMemory {
+    used: usize,
 }
 
-fn block(pa: u64, kind: Kind) -> u64 {
-    match kind {
-        Kind::None => 0,
-        Kind::Normal => pa | DESC_VALID | DESC_AF | DESC_SH_INNER | (MAIR_NORMAL_IDX << 2),
-        Kind::Device => pa | DESC_VALID | DESC_AF | DESC_XN | (MAIR_DEVICE_IDX << 2),
+impl PoolMemory {
+    fn base() -> u64 {
+        &raw const POOL as u64
     }
 }
 
-fn overlaps(a: u64, alen: u64, r: &PhysRange) -> bool {
-    a < r.base + r.size && r.base < a + alen
+impl TableMemory for PoolMemory {
+    fn alloc_table(&mut self, count_4k: usize, align: usize) -> Option<PhysAddr> {
+        // Tables in the pool are 4 KiB aligned; the EL2 map never asks for concatenation.
+        if align > 4096 || self.used + count_4k > POOL_TABLES {
+            return None;
+        }
+        let pa = Self::base() + (self.used as u64) * 4096;
+        self.used += count_4k;
+        Some(PhysAddr(pa))
+    }
+
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        // SAFETY: `table` lies in POOL (handed out above), index < 512; only the boot core
+        // touches the pool, before other cores start.
+        unsafe { core::ptr::read_volatile((table.0 as usize as *const u64).add(index)) }
+    }
+
+    fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
+        // SAFETY: as for `read`.
+        unsafe { core::ptr::write_volatile((table.0 as usize as *mut u64).add(index), desc) }
+    }
 }
 
-fn kind_of(a: u64, len: u64, ram: &[PhysRange], mmio: &[PhysRange]) -> Kind {
-    if mmio.iter().any(|r| overlaps(a, len, r)) {
-        Kind::Device
-    } else if ram.iter().any(|r| overlaps(a, len, r)) {
-        Kind::Normal
-    } else {
-        Kind::None
-    }
+static TTBR0: AtomicU64 = AtomicU64::new(0);
+static TCR: AtomicU64 = AtomicU64::new(0);
+
+/// Why the EL2 map could not be built.
+#[derive(Debug)]
+pub struct MmuError {
+    pub base: u64,
 }
 
 /// Builds the identity map (boot core, once, before any other core runs).
-///
-/// A 2 MiB block that holds any MMIO range is mapped as Device as a whole, so boards must keep
-/// RAM and the hypervisor's MMIO in different 2 MiB windows (board.toml validation checks it).
-pub fn build_el2_tables(ram: &[PhysRange], mmio: &[PhysRange]) {
-    // SAFETY: runs once on the boot core before the MMU is on and before any secondary core
-    // starts, so nothing else reads or writes the tables concurrently.
-    let (l1, l2) = unsafe { (&mut *(&raw mut L1), &mut *(&raw mut L2)) };
-    for (gib, entry) in l1.0.iter_mut().enumerate() {
-        let base = (gib as u64) << 30;
-        if gib < L2_TABLES {
-            let t = &mut l2[gib];
-            for (i, e) in t.0.iter_mut().enumerate() {
-                let a = base + ((i as u64) << 21);
-                *e = block(a, kind_of(a, 1 << 21, ram, mmio));
-            }
-            *entry = (&raw const t.0 as u64) | DESC_VALID | DESC_TABLE;
-        } else {
-            *entry = block(base, kind_of(base, 1 << 30, ram, mmio));
-        }
+pub fn build_el2_tables(ram: &[PhysRange], mmio: &[PhysRange]) -> Result<(), MmuError> {
+    let pa_bits = parange_bits(ID_AA64MMFR0_EL1.get());
+    let top = ram.iter().chain(mmio).map(|r| r.base + r.size).max().unwrap_or(0);
+    let va_bits = if top <= 1 << 39 { 39 } else { pa_bits.min(48) };
+    let cfg = El2Stage1Config::new(va_bits, pa_bits);
+    let mut mem = PoolMemory { used: 0 };
+    let mut pt = PageTable::<El2Stage1>::new(&mut mem, &cfg).map_err(|_| MmuError { base: 0 })?;
+    let regions = ram.iter().map(|r| (r, MemAttrs::RAM_RWX)).chain(mmio.iter().map(|r| (r, MemAttrs::DEVICE_RW)));
+    for (r, attrs) in regions {
+        pt.map(&mut mem, VirtAddr(r.base), PhysAddr(r.base), r.size, attrs)
+            .map_err(|_| MmuError { base: r.base })?;
     }
+    TTBR0.store(El2Stage1Config::ttbr0_el2(pt.root()), Ordering::Relaxed);
+    TCR.store(cfg.tcr_el2(), Ordering::Relaxed);
+    Ok(())
 }
 
 /// Turns on the EL2 stage-1 MMU and caches with the tables [`build_el2_tables`] made.
 pub fn enable_el2_mmu() {
-    let parange = ID_AA64MMFR0_EL1.get() & 0xf;
     MAIR_EL2.set(MAIR_VALUE);
-    // T0SZ=25 | IRGN0=WBWA | ORGN0=WBWA | SH0=inner | TG0=4K | PS=PARange | RES1 (bits 23, 31).
-    let tcr = 25 | (1 << 8) | (1 << 10) | (3 << 12) | (parange.min(5) << 16) | (1 << 23) | (1 << 31);
-    TCR_EL2.set(tcr);
-    TTBR0_EL2.set(&raw const L1 as u64);
+    TCR_EL2.set(TCR.load(Ordering::Relaxed));
+    TTBR0_EL2.set(TTBR0.load(Ordering::Relaxed));
     barrier::dsb(barrier::SY);
     barrier::isb(barrier::SY);
     // SAFETY: invalidating EL2 TLB entries only drops cached translations.

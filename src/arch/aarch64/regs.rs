@@ -50,6 +50,14 @@ sysreg_rw!(
     icc_sgi1r_el1_unused, set_icc_sgi1r_el1, "s3_0_c12_c11_5"
 );
 sysreg_rw!(
+    /// ICC_DIR_EL1 (deactivate an interrupt), S3_0_C12_C11_1.
+    icc_dir_el1_unused, set_icc_dir_el1, "s3_0_c12_c11_1"
+);
+sysreg_rw!(
+    /// ICH_ELRSR_EL2 (empty list registers), S3_4_C12_C11_5.
+    ich_elrsr_el2, set_ich_elrsr_el2_unused, "s3_4_c12_c11_5"
+);
+sysreg_rw!(
     /// ICC_BPR1_EL1, S3_0_C12_C12_3.
     icc_bpr1_el1, set_icc_bpr1_el1, "s3_0_c12_c12_3"
 );

@@ -12,8 +12,15 @@ use spin::Once;
 
 use crate::config::{GicDesc, GicVersion};
 
-/// The SGI Tessera sends to make a core look at its vCPU's state (stop/reset requests).
+/// The SGI Tessera sends to make a core look at its vCPU's state (stop/reset requests, new
+/// virtual interrupts for it).
 pub const SGI_KICK: u32 = 1;
+/// The virtual interface's maintenance interrupt (a PPI).
+pub const PPI_MAINTENANCE: u32 = 25;
+/// The EL1 virtual timer's interrupt (a PPI).
+pub const PPI_VTIMER: u32 = 27;
+/// Priority of the interrupts the hypervisor handles or hands to guests.
+pub const HYP_PRIORITY: u8 = 0x80;
 
 enum Gic {
     V2(v2::GicV2),
@@ -68,5 +75,93 @@ pub fn end_of_interrupt(intid: u32) {
         Some(Gic::V2(g)) => g.end_of_interrupt(intid),
         Some(Gic::V3(g)) => g.end_of_interrupt(intid),
         None => {}
+    }
+}
+
+/// Deactivates an interrupt Tessera acknowledged for itself (EOImode 1 splits priority drop
+/// and deactivation).
+pub fn deactivate(intid: u32) {
+    match GIC.get() {
+        Some(Gic::V2(g)) => g.deactivate(intid),
+        Some(Gic::V3(g)) => g.deactivate(intid),
+        None => {}
+    }
+}
+
+/// Enables physical `intid` for physical core `core` (PPIs: must be called on that core
+/// for GICv2, whose PPI registers are banked).
+pub fn enable(intid: u32, core: usize, mpidr: u64) {
+    match GIC.get() {
+        Some(Gic::V2(g)) => g.enable(intid, core, HYP_PRIORITY),
+        Some(Gic::V3(g)) => g.enable(intid, mpidr, HYP_PRIORITY),
+        None => {}
+    }
+}
+
+/// Disables physical `intid` (see [`enable`] for PPIs).
+pub fn disable(intid: u32, mpidr: u64) {
+    match GIC.get() {
+        Some(Gic::V2(g)) => g.disable(intid),
+        Some(Gic::V3(g)) => g.disable(intid, mpidr),
+        None => {}
+    }
+}
+
+/// This core's virtual CPU interface: list registers in the raw format of the GIC version
+/// (ICH_LR<n>_EL2 on v3, GICH_LR<n> on v2).
+pub mod vif {
+    use super::{Gic, GIC};
+
+    pub fn lr_count() -> usize {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.lr_count(),
+            Some(Gic::V3(_)) => super::v3::vif::lr_count(),
+            None => 0,
+        }
+        .min(16)
+    }
+
+    pub fn lr_read(i: usize) -> u64 {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.lr_read(i),
+            Some(Gic::V3(_)) => super::v3::vif::lr_read(i),
+            None => 0,
+        }
+    }
+
+    pub fn lr_write(i: usize, v: u64) {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.lr_write(i, v),
+            Some(Gic::V3(_)) => super::v3::vif::lr_write(i, v),
+            None => {}
+        }
+    }
+
+    /// Bit i set: list register i is empty.
+    pub fn empty_lrs() -> u64 {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.empty_lrs(),
+            Some(Gic::V3(_)) => super::v3::vif::empty_lrs(),
+            None => 0,
+        }
+    }
+
+    /// Enables the virtual interface; `underflow_irq` asks for a maintenance interrupt when
+    /// at most one list register is in use (time to refill).
+    pub fn set_control(underflow_irq: bool) {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.set_control(underflow_irq),
+            Some(Gic::V3(_)) => super::v3::vif::set_control(underflow_irq),
+            None => {}
+        }
+    }
+
+    /// Clears every list register and the virtual interface state.
+    pub fn reset() {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.vif_reset(),
+            Some(Gic::V3(_)) => super::v3::vif::reset(),
+            None => {}
+        }
     }
 }

@@ -37,6 +37,28 @@ register_structs! {
         (0x00c => iar: ReadOnly<u32>),
         (0x010 => eoir: WriteOnly<u32>),
         (0x014 => _reserved0),
+        (0x1000 => dir: WriteOnly<u32>),
+        (0x1004 => _reserved1),
+        (0x2000 => @END),
+    }
+}
+
+register_structs! {
+    /// Virtual interface control (GICH), banked per core (IHI 0048B §5.3).
+    HypInterface {
+        (0x000 => hcr: ReadWrite<u32>),
+        (0x004 => vtr: ReadOnly<u32>),
+        (0x008 => vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
+        (0x010 => misr: ReadOnly<u32>),
+        (0x014 => _reserved1),
+        (0x030 => elrsr0: ReadOnly<u32>),
+        (0x034 => elrsr1: ReadOnly<u32>),
+        (0x038 => _reserved2),
+        (0x0f0 => apr: ReadWrite<u32>),
+        (0x0f4 => _reserved3),
+        (0x100 => lr: [ReadWrite<u32>; 64]),
+        (0x200 => _reserved4),
         (0x1000 => @END),
     }
 }
@@ -44,6 +66,7 @@ register_structs! {
 pub struct GicV2 {
     gicd: u64,
     gicc: u64,
+    gich: u64,
 }
 
 /// CPU interface number of each core (a GICv2 SGI names targets by it).
@@ -51,12 +74,17 @@ static CPU_IF: [AtomicU8; crate::vm::MAX_PCPUS] = [const { AtomicU8::new(0) }; c
 
 impl GicV2 {
     pub fn new(desc: &GicDesc) -> Self {
-        GicV2 { gicd: desc.gicd, gicc: desc.gicc }
+        GicV2 { gicd: desc.gicd, gicc: desc.gicc, gich: desc.gich }
     }
 
     fn gicd(&self) -> &'static Distributor {
         // SAFETY: the board's distributor, identity-mapped as Device memory (IHI 0048B §4.3).
         unsafe { &*phys_to_mmio::<Distributor>(self.gicd) }
+    }
+
+    fn gich(&self) -> &'static HypInterface {
+        // SAFETY: the board's GICH frame (banked per core), Device-mapped (IHI 0048B §5.3).
+        unsafe { &*phys_to_mmio::<HypInterface>(self.gich) }
     }
 
     fn gicc(&self) -> &'static CpuInterface {
@@ -81,11 +109,12 @@ impl GicV2 {
             p.set(0x8080_8080);
         }
         d.icenabler[0].set(0xffff_0000);
-        d.isenabler[0].set(1 << super::SGI_KICK);
+        d.isenabler[0].set((1 << super::SGI_KICK) | (1 << super::PPI_MAINTENANCE));
         let c = self.gicc();
         c.pmr.set(0xff);
         c.bpr.set(0);
-        c.ctlr.set(1);
+        // Enable | EOImodeNS: EOIR only drops priority, GICC_DIR deactivates.
+        c.ctlr.set(1 | (1 << 9));
     }
 
     pub fn send_sgi(&self, core: usize, intid: u32) {
@@ -100,5 +129,59 @@ impl GicV2 {
 
     pub fn end_of_interrupt(&self, intid: u32) {
         self.gicc().eoir.set(intid);
+    }
+
+    pub fn deactivate(&self, intid: u32) {
+        self.gicc().dir.set(intid);
+    }
+
+    /// Enables `intid` (an SPI is targeted at `core`; SGIs/PPIs are banked per core, so this
+    /// must run on the core concerned).
+    pub fn enable(&self, intid: u32, core: usize, priority: u8) {
+        let d = self.gicd();
+        let reg = &d.ipriorityr[(intid / 4) as usize];
+        let shift = (intid % 4) * 8;
+        reg.set((reg.get() & !(0xff << shift)) | ((priority as u32) << shift));
+        if intid >= 32 {
+            let mask = CPU_IF.get(core).map_or(1, |m| m.load(Ordering::Relaxed)) as u32;
+            let t = &d.itargetsr[(intid / 4) as usize];
+            t.set((t.get() & !(0xff << shift)) | (mask << shift));
+        }
+        d.isenabler[(intid / 32) as usize].set(1 << (intid % 32));
+    }
+
+    pub fn disable(&self, intid: u32) {
+        self.gicd().icenabler[(intid / 32) as usize].set(1 << (intid % 32));
+    }
+
+    pub fn lr_count(&self) -> usize {
+        (self.gich().vtr.get() & 0x3f) as usize + 1
+    }
+
+    pub fn lr_read(&self, i: usize) -> u64 {
+        self.gich().lr[i].get() as u64
+    }
+
+    pub fn lr_write(&self, i: usize, v: u64) {
+        self.gich().lr[i].set(v as u32);
+    }
+
+    pub fn empty_lrs(&self) -> u64 {
+        let h = self.gich();
+        h.elrsr0.get() as u64 | ((h.elrsr1.get() as u64) << 32)
+    }
+
+    pub fn set_control(&self, underflow_irq: bool) {
+        self.gich().hcr.set(1 | ((underflow_irq as u32) << 1));
+    }
+
+    pub fn vif_reset(&self) {
+        for i in 0..self.lr_count() {
+            self.lr_write(i, 0);
+        }
+        let h = self.gich();
+        h.vmcr.set(0);
+        h.apr.set(0);
+        self.set_control(false);
     }
 }

@@ -18,6 +18,12 @@ register_structs! {
         (0x100 => isenabler: [ReadWrite<u32>; 32]),
         (0x180 => icenabler: [ReadWrite<u32>; 32]),
         (0x200 => _reserved1),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _reserved2),
+        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved3),
+        (0x6100 => irouter: [ReadWrite<u64>; 988]),
+        (0x7fe0 => _reserved4),
         (0x10000 => @END),
     }
 }
@@ -123,13 +129,15 @@ impl GicV3 {
             p.set(0x8080_8080);
         }
         sgi.icenabler0.set(0xffff_0000);
-        sgi.isenabler0.set(1 << super::SGI_KICK);
+        sgi.isenabler0.set((1 << super::SGI_KICK) | (1 << super::PPI_MAINTENANCE));
 
         aarch64_cpu::registers::ICC_SRE_EL2.set(ICC_SRE_EL2_VALUE);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
         regs::set_icc_pmr_el1(0xff);
         regs::set_icc_bpr1_el1(0);
-        regs::set_icc_ctlr_el1_raw(0); // EOImode 0: EOI also deactivates.
+        // EOImode 1: EOIR only drops priority; deactivation is separate (ICC_DIR_EL1), so a
+        // hardware interrupt handed to a guest stays active until the guest deactivates it.
+        regs::set_icc_ctlr_el1_raw(1 << 1);
         regs::set_icc_igrpen1_el1(1);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     }
@@ -151,5 +159,124 @@ impl GicV3 {
 
     pub fn end_of_interrupt(&self, intid: u32) {
         regs::set_icc_eoir1_el1(intid as u64);
+    }
+
+    pub fn deactivate(&self, intid: u32) {
+        regs::set_icc_dir_el1(intid as u64);
+    }
+
+    fn sgi_frame(&self, mpidr: u64) -> Option<&'static RedistributorSgi> {
+        let base = self.redistributor(mpidr)?;
+        // SAFETY: the SGI/PPI frame of a redistributor found by affinity, Device-mapped.
+        Some(unsafe { &*phys_to_mmio::<RedistributorSgi>(base + 0x1_0000) })
+    }
+
+    /// Enables `intid`: a PPI/SGI in core `mpidr`'s redistributor, or an SPI routed to it.
+    pub fn enable(&self, intid: u32, mpidr: u64, priority: u8) {
+        let bit = 1u32 << (intid % 32);
+        if intid < 32 {
+            if let Some(sgi) = self.sgi_frame(mpidr) {
+                set_priority(&sgi.ipriorityr[(intid / 4) as usize], intid, priority);
+                sgi.isenabler0.set(bit);
+            }
+            return;
+        }
+        let d = self.gicd();
+        let n = (intid / 32) as usize;
+        d.igroupr[n].set(d.igroupr[n].get() | bit);
+        set_priority(&d.ipriorityr[(intid / 4) as usize], intid, priority);
+        let aff = ((mpidr >> 32) & 0xff) << 32 | (mpidr & 0xff_ffff);
+        d.irouter[(intid - 32) as usize].set(aff);
+        d.isenabler[n].set(bit);
+    }
+
+    /// Disables `intid` (a PPI/SGI of core `mpidr`, or an SPI).
+    pub fn disable(&self, intid: u32, mpidr: u64) {
+        let bit = 1u32 << (intid % 32);
+        if intid < 32 {
+            if let Some(sgi) = self.sgi_frame(mpidr) {
+                sgi.icenabler0.set(bit);
+            }
+        } else {
+            self.gicd().icenabler[(intid / 32) as usize].set(bit);
+        }
+    }
+}
+
+fn set_priority(reg: &ReadWrite<u32>, intid: u32, priority: u8) {
+    let shift = (intid % 4) * 8;
+    reg.set((reg.get() & !(0xff << shift)) | ((priority as u32) << shift));
+}
+
+/// The virtual CPU interface (ICH_* registers, IHI 0069 §12.4).
+pub mod vif {
+    use aarch64_cpu::registers::*;
+    use tock_registers::interfaces::{Readable, Writeable};
+
+    use crate::arch::regs;
+
+    pub fn lr_count() -> usize {
+        (ICH_VTR_EL2.get() & 0x1f) as usize + 1
+    }
+
+    pub fn lr_read(i: usize) -> u64 {
+        match i {
+            0 => ICH_LR0_EL2.get(),
+            1 => ICH_LR1_EL2.get(),
+            2 => ICH_LR2_EL2.get(),
+            3 => ICH_LR3_EL2.get(),
+            4 => ICH_LR4_EL2.get(),
+            5 => ICH_LR5_EL2.get(),
+            6 => ICH_LR6_EL2.get(),
+            7 => ICH_LR7_EL2.get(),
+            8 => ICH_LR8_EL2.get(),
+            9 => ICH_LR9_EL2.get(),
+            10 => ICH_LR10_EL2.get(),
+            11 => ICH_LR11_EL2.get(),
+            12 => ICH_LR12_EL2.get(),
+            13 => ICH_LR13_EL2.get(),
+            14 => ICH_LR14_EL2.get(),
+            _ => ICH_LR15_EL2.get(),
+        }
+    }
+
+    pub fn lr_write(i: usize, v: u64) {
+        match i {
+            0 => ICH_LR0_EL2.set(v),
+            1 => ICH_LR1_EL2.set(v),
+            2 => ICH_LR2_EL2.set(v),
+            3 => ICH_LR3_EL2.set(v),
+            4 => ICH_LR4_EL2.set(v),
+            5 => ICH_LR5_EL2.set(v),
+            6 => ICH_LR6_EL2.set(v),
+            7 => ICH_LR7_EL2.set(v),
+            8 => ICH_LR8_EL2.set(v),
+            9 => ICH_LR9_EL2.set(v),
+            10 => ICH_LR10_EL2.set(v),
+            11 => ICH_LR11_EL2.set(v),
+            12 => ICH_LR12_EL2.set(v),
+            13 => ICH_LR13_EL2.set(v),
+            14 => ICH_LR14_EL2.set(v),
+            _ => ICH_LR15_EL2.set(v),
+        }
+    }
+
+    /// Bit i set: LR i holds no interrupt (ICH_ELRSR_EL2).
+    pub fn empty_lrs() -> u64 {
+        regs::ich_elrsr_el2()
+    }
+
+    /// ICH_HCR_EL2: En, plus UIE (maintenance interrupt when at most one LR is in use).
+    pub fn set_control(underflow_irq: bool) {
+        ICH_HCR_EL2.set(1 | ((underflow_irq as u64) << 1));
+    }
+
+    /// Resets the virtual interface for a vCPU that starts from scratch.
+    pub fn reset() {
+        for i in 0..lr_count() {
+            lr_write(i, 0);
+        }
+        ICH_VMCR_EL2.set(0);
+        set_control(false);
     }
 }

@@ -1,0 +1,301 @@
+//! Interrupt virtualization: each VM's virtual distributor (and, on GICv3, redistributors)
+//! emulated by trap with `crates/vgic-model`, and injection through this core's list
+//! registers.
+//!
+//! Routing of physical interrupts:
+//! - SGI 1 (`SGI_KICK`): another core has something for this core's vCPU (a new virtual
+//!   interrupt, a stop request). Handled by the hypervisor.
+//! - PPI 25: the virtual interface's maintenance interrupt (list registers drained while more
+//!   virtual interrupts wait): refill.
+//! - PPI 27: this core's EL1 virtual timer: handed to the core's vCPU as a hardware-linked
+//!   virtual interrupt, so the guest's deactivation deactivates the physical one.
+//! - An SPI the config gives a VM: hardware-linked to that VM, routed to the physical core
+//!   of the vCPU the guest targets (vCPU 0 until the guest says otherwise).
+//!
+//! Each core keeps a shadow of what it put in its list registers; the model holds everything
+//! else (pending, active-but-not-listed, enables, priorities, routing).
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::Mutex;
+use tock_registers::interfaces::Writeable;
+use tessera_vgic_model::{
+    lr_v2_decode, lr_v2_encode, lr_v3_decode, lr_v3_encode, Effects, LrEntry, LrState, Version,
+    Vgic, VgicConfig,
+};
+
+use crate::arch::esr::Esr;
+use crate::arch::gic::{self, vif};
+use crate::arch::{self, TrapFrame};
+use crate::config::{GicVersion, BOARD};
+use crate::hprintln;
+use crate::vm::{self, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
+
+/// INTIDs a VM's virtual distributor covers (SGIs, PPIs and SPIs up to 255).
+const MAX_IRQS: usize = 256;
+type Model = Vgic<MAX_VCPUS, MAX_IRQS>;
+
+static MODELS: [Mutex<Model>; MAX_VMS] = [const { Mutex::new(Model::empty()) }; MAX_VMS];
+static DENIED_REPORTED: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) }; MAX_VMS];
+
+/// What this core put in its list registers.
+struct CoreLrs {
+    entries: [Option<LrEntry>; 16],
+}
+static CORE_LRS: [Mutex<CoreLrs>; MAX_PCPUS] =
+    [const { Mutex::new(CoreLrs { entries: [None; 16] }) }; MAX_PCPUS];
+/// This core's list registers need a look before the guest runs again.
+static DIRTY: [AtomicBool; MAX_PCPUS] = [const { AtomicBool::new(false) }; MAX_PCPUS];
+
+/// Size of a GICv3 redistributor (RD + SGI frames) in the guest's map.
+const GICR_STRIDE: u64 = 0x2_0000;
+const GICD_SIZE: u64 = 0x1_0000;
+
+fn version() -> Version {
+    match BOARD.gic.version {
+        GicVersion::V2 => Version::V2,
+        GicVersion::V3 => Version::V3,
+    }
+}
+
+/// Sets up VM `vm`'s virtual distributor (boot core, before any vCPU runs).
+pub fn init_vm(vm: usize) -> Result<(), &'static str> {
+    let d = vm::desc(vm);
+    let mut spis: heapless::Vec<u32, 64> = heapless::Vec::new();
+    for dev in d.devices {
+        for &irq in dev.irqs {
+            spis.push(irq).map_err(|_| "more than 64 interrupts passed through")?;
+        }
+    }
+    let mut mpidrs: heapless::Vec<u64, MAX_VCPUS> = heapless::Vec::new();
+    for v in d.vcpus {
+        mpidrs.push(v.mpidr).map_err(|_| "too many vCPUs")?;
+    }
+    let cfg = VgicConfig {
+        version: version(),
+        vcpus: d.vcpus.len(),
+        owned_spis: &spis,
+        vcpu_mpidr: &mpidrs,
+    };
+    MODELS[vm].lock().init(&cfg).map_err(|_| "invalid vGIC configuration")?;
+    Ok(())
+}
+
+/// Per-core set-up: the interrupts this core takes for its vCPU.
+pub fn init_core(core: usize) {
+    let mpidr = vm::core_mpidr(core);
+    gic::enable(gic::PPI_MAINTENANCE, core, mpidr);
+    gic::enable(gic::PPI_VTIMER, core, mpidr);
+}
+
+/// A vCPU (re)starts on this core: empty list registers, nothing in flight.
+pub fn reset_vcpu_interface() {
+    vif::reset();
+    let core = arch::core_index();
+    CORE_LRS[core].lock().entries = [None; 16];
+    DIRTY[core].store(true, Ordering::Relaxed);
+}
+
+/// This core's vCPU stops: its virtual timer must not fire while it is off, and a timer
+/// interrupt it left active (hardware-linked, never deactivated) must not block the next start.
+pub fn stop_vcpu_interface() {
+    aarch64_cpu::registers::CNTV_CTL_EL0.set(0);
+    gic::deactivate(gic::PPI_VTIMER);
+    vif::reset();
+    CORE_LRS[arch::core_index()].lock().entries = [None; 16];
+}
+
+fn pcpu_of(vm: usize, vcpu: usize) -> usize {
+    vm::desc(vm).vcpus[vcpu].pcpu
+}
+
+/// Makes sure vCPU `vcpu` of `vm` looks at its virtual interrupts soon.
+fn kick(vm: usize, vcpu: usize) {
+    let target = pcpu_of(vm, vcpu);
+    if target == arch::core_index() {
+        DIRTY[target].store(true, Ordering::Relaxed);
+    } else {
+        DIRTY[target].store(true, Ordering::Release);
+        gic::send_sgi(target, vm::core_mpidr(target), gic::SGI_KICK);
+    }
+}
+
+fn apply(vm: usize, fx: &Effects) {
+    for &intid in fx.phys_enable.iter() {
+        // Hardware SPIs follow the guest's routing to the core of vCPU 0 at least; the model
+        // re-targets on delivery.
+        let core = pcpu_of(vm, 0);
+        gic::enable(intid, core, vm::core_mpidr(core));
+    }
+    for &intid in fx.phys_disable.iter() {
+        gic::disable(intid, 0);
+    }
+    for &intid in fx.phys_deactivate.iter() {
+        gic::deactivate(intid);
+    }
+    for v in 0..vm::desc(vm).vcpus.len() {
+        if fx.kick & (1 << v) != 0 {
+            kick(vm, v);
+        }
+    }
+    if let Some((offset, write)) = fx.denied {
+        report_denied(vm, offset, write);
+    }
+}
+
+fn report_denied(vm: usize, offset: u64, write: bool) {
+    {
+        if !DENIED_REPORTED[vm].swap(true, Ordering::Relaxed) {
+            hprintln!(
+                "vm {}: {} of a virtual GIC register at offset {:#x} for an interrupt it does not own: ignored (reported once)",
+                vm::desc(vm).name,
+                if write { "write" } else { "read" },
+                offset
+            );
+        }
+    }
+}
+
+/// Emulates a trapped access to the VM's GICD / GICR window, if `ipa` is in one.
+/// Same contract as `vdev::mmio`.
+pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -> Option<bool> {
+    let d = vm::desc(vm);
+    let g = &d.vgic;
+    let (is_gicd, offset) = if ipa >= g.gicd && ipa - g.gicd < GICD_SIZE {
+        (true, ipa - g.gicd)
+    } else if g.version == GicVersion::V3
+        && ipa >= g.gicr
+        && ipa - g.gicr < GICR_STRIDE * d.vcpus.len() as u64
+    {
+        (false, ipa - g.gicr)
+    } else {
+        return None;
+    };
+    if !esr.isv() {
+        return Some(false);
+    }
+    let size = esr.access_size();
+    let mut fx = Effects::default();
+    {
+        let mut m = MODELS[vm].lock();
+        if esr.is_write() {
+            let v = frame.reg(esr.srt());
+            if is_gicd {
+                m.gicd_write(vcpu, offset, size, v, &mut fx);
+            } else {
+                m.gicr_write(vcpu, offset, size, v, &mut fx);
+            }
+        } else {
+            let v = if is_gicd {
+                m.gicd_read(vcpu, offset, size)
+            } else {
+                m.gicr_read(vcpu, offset, size)
+            };
+            frame.set_reg(esr.srt(), if esr.sixty_four() { v } else { v & 0xffff_ffff });
+            if let Some(offset) = m.take_denied_read() {
+                fx.denied = Some((offset, false));
+            }
+        }
+    }
+    apply(vm, &fx);
+    Some(true)
+}
+
+/// A trapped write of ICC_SGI1R_EL1 (GICv3 SGI generation).
+pub fn sgi1r(vm: usize, vcpu: usize, value: u64) {
+    let mut fx = Effects::default();
+    MODELS[vm].lock().sgi1r_write(vcpu, value, &mut fx);
+    apply(vm, &fx);
+}
+
+/// A physical interrupt taken on this core (acknowledged by the caller, priority not dropped).
+pub fn physical_irq(intid: u32) {
+    let core = arch::core_index();
+    gic::end_of_interrupt(intid);
+    match intid {
+        gic::SGI_KICK | gic::PPI_MAINTENANCE => {
+            gic::deactivate(intid);
+            DIRTY[core].store(true, Ordering::Relaxed);
+        }
+        // Hardware-linked: the physical PPI stays active (and so quiet) until the guest
+        // deactivates the virtual one, even while the model keeps it pending (disabled in the
+        // guest's view, or already listed).
+        gic::PPI_VTIMER => match vm::current() {
+            Some((vm, vcpu)) => {
+                MODELS[vm].lock().inject(vcpu, intid, Some(intid));
+                DIRTY[core].store(true, Ordering::Relaxed);
+            }
+            None => {
+                gic::deactivate(intid);
+                gic::disable(intid, vm::core_mpidr(core));
+            }
+        },
+        _ => match owner_of(intid) {
+            Some(vm) => {
+                let target = MODELS[vm].lock().inject(0, intid, Some(intid));
+                if let Some(v) = target {
+                    kick(vm, v);
+                }
+            }
+            None => {
+                gic::deactivate(intid);
+                hprintln!("core {}: unexpected physical interrupt {}", core, intid);
+            }
+        },
+    }
+}
+
+fn owner_of(intid: u32) -> Option<usize> {
+    (0..crate::config::VMS.len()).find(|&vm| MODELS[vm].lock().owns(intid))
+}
+
+fn encode(e: &LrEntry, state: LrState) -> u64 {
+    match version() {
+        Version::V3 => lr_v3_encode(e, state),
+        Version::V2 => lr_v2_encode(e, state) as u64,
+    }
+}
+
+fn decode(raw: u64) -> (LrEntry, LrState) {
+    match version() {
+        Version::V3 => lr_v3_decode(raw),
+        Version::V2 => lr_v2_decode(raw as u32),
+    }
+}
+
+/// Before returning to this core's vCPU (when something changed): take every list register
+/// back into the model with the state the guest left it in, then hand out again the
+/// highest-priority interrupts (active ones first), and ask for a maintenance interrupt while
+/// more wait than there are list registers. Re-listing everything keeps the priority order
+/// exact: a newly pending higher-priority interrupt displaces a lower one still pending.
+pub fn flush_if_dirty() {
+    let core = arch::core_index();
+    if !DIRTY[core].swap(false, Ordering::Acquire) {
+        return;
+    }
+    let Some((vm, vcpu)) = vm::current() else { return };
+    let mut lrs = CORE_LRS[core].lock();
+    let mut m = MODELS[vm].lock();
+    let n = vif::lr_count();
+    let empty = vif::empty_lrs();
+    for i in 0..n {
+        if let Some(e) = lrs.entries[i].take() {
+            let state = if empty & (1 << i) != 0 {
+                LrState::Invalid
+            } else {
+                decode(vif::lr_read(i)).1
+            };
+            m.lr_returned(vcpu, e, state);
+        }
+    }
+    for i in 0..n {
+        match m.next_for_lr(vcpu) {
+            Some((e, state)) => {
+                vif::lr_write(i, encode(&e, state));
+                lrs.entries[i] = Some(e);
+            }
+            None => vif::lr_write(i, 0),
+        }
+    }
+    vif::set_control(m.has_pending(vcpu));
+}
