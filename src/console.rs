@@ -99,7 +99,11 @@ fn flush_line(vm: usize, buf: &mut Vec<u8, LINE_MAX>) {
     let _ = Raw.write_fmt(format_args!("[{}] ", name));
     for &b in buf.iter() {
         // Control characters other than tab would garble the shared console.
-        uart().write_byte(if b == b'\t' || (0x20..0x7f).contains(&b) { b } else { b'.' });
+        uart().write_byte(if b == b'\t' || (0x20..0x7f).contains(&b) {
+            b
+        } else {
+            b'.'
+        });
     }
     let _ = Raw.write_str("\n");
     buf.clear();

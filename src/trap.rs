@@ -27,7 +27,12 @@ pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
 
 fn lower_sync(frame: &mut TrapFrame) {
     let esr = Esr(ESR_EL2.get());
-    defmt::trace!("trap: EC {=u8:#x} ISS {=u32:#x} at {=u64:#x}", esr.ec_raw(), esr.iss(), frame.elr);
+    defmt::trace!(
+        "trap: EC {=u8:#x} ISS {=u32:#x} at {=u64:#x}",
+        esr.ec_raw(),
+        esr.iss(),
+        frame.elr
+    );
     match esr.class() {
         ExceptionClass::Hvc64 => {
             if esr.imm16() != 0 {
@@ -121,7 +126,13 @@ fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction
         FaultPolicy::InjectAbort => "injecting a synchronous external abort",
         FaultPolicy::Stop => "stopping the VM",
     };
-    defmt::warn!("vm {=usize} vcpu {=usize}: stage-2 fault at IPA {=u64:#x}, ESR {=u64:#x}", vm, vcpu, ipa, esr.0);
+    defmt::warn!(
+        "vm {=usize} vcpu {=usize}: stage-2 fault at IPA {=u64:#x}, ESR {=u64:#x}",
+        vm,
+        vcpu,
+        ipa,
+        esr.0
+    );
     if vm::rt(vm).may_report_fault(vm) {
         hprintln!(
             "vm {} vcpu {}: stage-2 fault: {} at IPA {:#x} (VA {:#x}, PC {:#x}, ESR {:#x}); {}",

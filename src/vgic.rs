@@ -18,11 +18,11 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::Mutex;
-use tock_registers::interfaces::Writeable;
 use tessera_vgic_model::{
     lr_v2_decode, lr_v2_encode, lr_v3_decode, lr_v3_encode, Effects, LrEntry, LrState, Version,
     Vgic, VgicConfig,
 };
+use tock_registers::interfaces::Writeable;
 
 use crate::arch::esr::Esr;
 use crate::arch::gic::{self, vif};
@@ -42,8 +42,11 @@ static DENIED_REPORTED: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) 
 struct CoreLrs {
     entries: [Option<LrEntry>; 16],
 }
-static CORE_LRS: [Mutex<CoreLrs>; MAX_PCPUS] =
-    [const { Mutex::new(CoreLrs { entries: [None; 16] }) }; MAX_PCPUS];
+static CORE_LRS: [Mutex<CoreLrs>; MAX_PCPUS] = [const {
+    Mutex::new(CoreLrs {
+        entries: [None; 16],
+    })
+}; MAX_PCPUS];
 /// This core's list registers need a look before the guest runs again.
 static DIRTY: [AtomicBool; MAX_PCPUS] = [const { AtomicBool::new(false) }; MAX_PCPUS];
 
@@ -64,7 +67,8 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
     let mut spis: heapless::Vec<u32, 64> = heapless::Vec::new();
     for dev in d.devices {
         for &irq in dev.irqs {
-            spis.push(irq).map_err(|_| "more than 64 interrupts passed through")?;
+            spis.push(irq)
+                .map_err(|_| "more than 64 interrupts passed through")?;
         }
     }
     let mut mpidrs: heapless::Vec<u64, MAX_VCPUS> = heapless::Vec::new();
@@ -77,7 +81,10 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
         owned_spis: &spis,
         vcpu_mpidr: &mpidrs,
     };
-    MODELS[vm].lock().init(&cfg).map_err(|_| "invalid vGIC configuration")?;
+    MODELS[vm]
+        .lock()
+        .init(&cfg)
+        .map_err(|_| "invalid vGIC configuration")?;
     Ok(())
 }
 
@@ -191,7 +198,10 @@ pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -
             } else {
                 m.gicr_read(vcpu, offset, size)
             };
-            frame.set_reg(esr.srt(), if esr.sixty_four() { v } else { v & 0xffff_ffff });
+            frame.set_reg(
+                esr.srt(),
+                if esr.sixty_four() { v } else { v & 0xffff_ffff },
+            );
             if let Some(offset) = m.take_denied_read() {
                 fx.denied = Some((offset, false));
             }
@@ -213,7 +223,14 @@ pub fn physical_irq(intid: u32) {
     let core = arch::core_index();
     gic::end_of_interrupt(intid);
     match intid {
-        gic::SGI_KICK | gic::PPI_MAINTENANCE => {
+        gic::SGI_KICK => {
+            gic::deactivate(intid);
+            DIRTY[core].store(true, Ordering::Relaxed);
+        }
+        gic::PPI_MAINTENANCE => {
+            // The underflow condition is a level: clear it before deactivating, or it fires
+            // again at once. The refill before returning to the guest re-arms it if needed.
+            vif::set_control(false);
             gic::deactivate(intid);
             DIRTY[core].store(true, Ordering::Relaxed);
         }
@@ -273,7 +290,9 @@ pub fn flush_if_dirty() {
     if !DIRTY[core].swap(false, Ordering::Acquire) {
         return;
     }
-    let Some((vm, vcpu)) = vm::current() else { return };
+    let Some((vm, vcpu)) = vm::current() else {
+        return;
+    };
     let mut lrs = CORE_LRS[core].lock();
     let mut m = MODELS[vm].lock();
     let n = vif::lr_count();

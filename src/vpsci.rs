@@ -23,7 +23,13 @@ pub fn is_psci_or_arch(fid: u64) -> bool {
 pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
     let fid = frame.x[0] as u32;
     let smc32 = fid & 0x4000_0000 == 0;
-    let arg = |i: usize| if smc32 { frame.x[i] & 0xffff_ffff } else { frame.x[i] };
+    let arg = |i: usize| {
+        if smc32 {
+            frame.x[i] & 0xffff_ffff
+        } else {
+            frame.x[i]
+        }
+    };
     let result: i64 = match fid {
         func::SMCCC_VERSION => SMCCC_VERSION_1_1 as i64,
         SMCCC_ARCH_FEATURES => ret::NOT_SUPPORTED,
@@ -40,7 +46,13 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
         func::MIGRATE_INFO_TYPE => 2,
         _ => ret::NOT_SUPPORTED,
     };
-    defmt::debug!("vm {=usize} vcpu {=usize}: PSCI {=u32:#x} -> {=i64}", vm, vcpu, fid, result);
+    defmt::debug!(
+        "vm {=usize} vcpu {=usize}: PSCI {=u32:#x} -> {=i64}",
+        vm,
+        vcpu,
+        fid,
+        result
+    );
     frame.x[0] = result as u64;
 }
 

@@ -34,11 +34,20 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     if VMS.len() > MAX_VMS || PCPUS.len() > MAX_PCPUS {
         boot_error(format_args!("config larger than this build supports"));
     }
-    if let Some(vm) = VMS.iter().find(|v| v.vcpus.len() > MAX_VCPUS || v.mem.len() > super::MAX_MEM_REGIONS) {
-        boot_error(format_args!("vm {}: too many vCPUs or memory regions for this build", vm.name));
+    if let Some(vm) = VMS
+        .iter()
+        .find(|v| v.vcpus.len() > MAX_VCPUS || v.mem.len() > super::MAX_MEM_REGIONS)
+    {
+        boot_error(format_args!(
+            "vm {}: too many vCPUs or memory regions for this build",
+            vm.name
+        ));
     }
     if let Err(e) = arch::build_el2_tables(&[BOARD.ram], BOARD.hyp_mmio) {
-        boot_error(format_args!("cannot map {:#x} in the hypervisor's own address space", e.base));
+        boot_error(format_args!(
+            "cannot map {:#x} in the hypervisor's own address space",
+            e.base
+        ));
     }
     arch::enable_el2_mmu();
 
@@ -52,8 +61,14 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     let image_end = &raw const __image_end as u64;
     let reserved = [
         BOARD.hyp_region,
-        PhysRange { base: image_start, size: image_end - image_start },
-        PhysRange { base: dtb & !0xfff, size: ((dtb + dtb_size + 0xfff) & !0xfff) - (dtb & !0xfff) },
+        PhysRange {
+            base: image_start,
+            size: image_end - image_start,
+        },
+        PhysRange {
+            base: dtb & !0xfff,
+            size: ((dtb + dtb_size + 0xfff) & !0xfff) - (dtb & !0xfff),
+        },
     ];
     if let Err(e) = mm::init_frames(BOARD.ram, &reserved) {
         boot_error(format_args!("frame allocator: {:?}", e));
@@ -97,7 +112,11 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     }
 
     for core in 1..BOARD.used_cpus {
-        let r = psci::cpu_on(super::core_mpidr(core), arch::secondary_entry_pa(), core as u64);
+        let r = psci::cpu_on(
+            super::core_mpidr(core),
+            arch::secondary_entry_pa(),
+            core as u64,
+        );
         if r != psci::ret::SUCCESS {
             boot_error(format_args!("PSCI CPU_ON of core {} failed ({})", core, r));
         }
@@ -131,7 +150,9 @@ pub extern "C" fn wrong_exception_level(el: u64) -> ! {
 struct PcpuList(&'static [crate::config::VcpuDesc]);
 impl core::fmt::Debug for PcpuList {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|v| v.pcpu)).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|v| v.pcpu))
+            .finish()
     }
 }
 
@@ -182,7 +203,10 @@ fn parse_dtb(dtb: u64) -> Result<Machine, DtbError> {
     };
     for entry in root.memory()?.reg()?.iter::<u64, u64>() {
         let e = entry.map_err(|_| DtbError::Cells)?;
-        let _ = m.ram.push(PhysRange { base: e.address, size: e.len });
+        let _ = m.ram.push(PhysRange {
+            base: e.address,
+            size: e.len,
+        });
     }
     for cpu in root.cpus()?.iter()? {
         let cpu = cpu?;
@@ -228,7 +252,11 @@ fn check_machine(dtb: u64) -> u64 {
     };
     let want = BOARD.ram;
     let seen: u64 = m.ram.iter().map(|r| r.size).sum();
-    if !m.ram.iter().any(|r| r.base <= want.base && want.base + want.size <= r.base + r.size) {
+    if !m
+        .ram
+        .iter()
+        .any(|r| r.base <= want.base && want.base + want.size <= r.base + r.size)
+    {
         boot_error(format_args!(
             "board {} needs {} MiB of RAM at {:#x}; the DTB describes {} MiB (QEMU: -m {}M)",
             BOARD.name,

@@ -90,7 +90,12 @@ pub extern "C" fn park_loop() -> ! {
         if v.transition(VcpuState::OnPending, VcpuState::On) {
             let entry = v.entry.load(Ordering::Acquire);
             let context = v.context.load(Ordering::Acquire);
-            defmt::info!("vm {=usize} vcpu {=usize}: start at {=u64:#x}", vm, vcpu, entry);
+            defmt::info!(
+                "vm {=usize} vcpu {=usize}: start at {=u64:#x}",
+                vm,
+                vcpu,
+                entry
+            );
             load_vcpu_context(vm, vcpu);
             crate::vgic::reset_vcpu_interface();
             crate::vgic::flush_if_dirty();
@@ -183,7 +188,12 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
     let r = rt(vm);
     let won = [VmState::Running, VmState::Resetting].iter().any(|&from| {
         r.state
-            .compare_exchange(from as u8, VmState::Off as u8, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                from as u8,
+                VmState::Off as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     });
     if won {

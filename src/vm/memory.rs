@@ -58,21 +58,40 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
             }
         };
         r.region_pa[i].store(pa, Ordering::Relaxed);
-        s2.map(&mut tables, GuestPhysAddr(m.ipa), PhysAddr(pa), m.size, MemAttrs::RAM_RWX)
-            .map_err(|_| BuildError::Map { ipa: m.ipa })?;
+        s2.map(
+            &mut tables,
+            GuestPhysAddr(m.ipa),
+            PhysAddr(pa),
+            m.size,
+            MemAttrs::RAM_RWX,
+        )
+        .map_err(|_| BuildError::Map { ipa: m.ipa })?;
     }
     for dev in d.devices {
-        s2.map(&mut tables, GuestPhysAddr(dev.ipa), PhysAddr(dev.pa), dev.size, MemAttrs::DEVICE_RW)
-            .map_err(|_| BuildError::Map { ipa: dev.ipa })?;
+        s2.map(
+            &mut tables,
+            GuestPhysAddr(dev.ipa),
+            PhysAddr(dev.pa),
+            dev.size,
+            MemAttrs::DEVICE_RW,
+        )
+        .map_err(|_| BuildError::Map { ipa: dev.ipa })?;
     }
     if d.vgic.version == crate::config::GicVersion::V2 {
         // The guest's GICC window is the hardware virtual CPU interface (GICV).
         let gicv = crate::config::BOARD.gic.gicv;
-        s2.map(&mut tables, GuestPhysAddr(d.vgic.gicc), PhysAddr(gicv), 0x2000, MemAttrs::DEVICE_RW)
-            .map_err(|_| BuildError::Map { ipa: d.vgic.gicc })?;
+        s2.map(
+            &mut tables,
+            GuestPhysAddr(d.vgic.gicc),
+            PhysAddr(gicv),
+            0x2000,
+            MemAttrs::DEVICE_RW,
+        )
+        .map_err(|_| BuildError::Map { ipa: d.vgic.gicc })?;
     }
     let vmid = (vm + 1) as u16;
-    r.vttbr.store(Stage2Config::vttbr_el2(s2.root(), vmid), Ordering::Release);
+    r.vttbr
+        .store(Stage2Config::vttbr_el2(s2.root(), vmid), Ordering::Release);
     load(vm)
 }
 
@@ -80,8 +99,8 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
 /// (the guest starts with its MMU and caches off).
 pub fn load(vm: usize) -> Result<(), BuildError> {
     let d = desc(vm);
-    let image_pa = contiguous_pa(vm, d.image_ipa, d.image.len() as u64)
-        .ok_or(BuildError::ImageOutsideRam)?;
+    let image_pa =
+        contiguous_pa(vm, d.image_ipa, d.image.len() as u64).ok_or(BuildError::ImageOutsideRam)?;
     let dtb_pa =
         contiguous_pa(vm, d.dtb_ipa, d.dtb.len() as u64).ok_or(BuildError::ImageOutsideRam)?;
     mm::copy_to_phys(image_pa, d.image);
@@ -112,11 +131,14 @@ pub fn ipa_to_pa(vm: usize, ipa: u64) -> Option<u64> {
 
 /// Whether `[ipa, ipa + len)` lies inside one RAM region of VM `vm`.
 pub fn vm_ram_contains(vm: usize, ipa: u64, len: u64) -> bool {
-    desc(vm).mem.iter().any(|m| {
-        ipa >= m.ipa && len <= m.size && ipa - m.ipa <= m.size - len
-    })
+    desc(vm)
+        .mem
+        .iter()
+        .any(|m| ipa >= m.ipa && len <= m.size && ipa - m.ipa <= m.size - len)
 }
 
 fn contiguous_pa(vm: usize, ipa: u64, len: u64) -> Option<u64> {
-    vm_ram_contains(vm, ipa, len).then(|| ipa_to_pa(vm, ipa)).flatten()
+    vm_ram_contains(vm, ipa, len)
+        .then(|| ipa_to_pa(vm, ipa))
+        .flatten()
 }

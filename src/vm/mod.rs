@@ -10,8 +10,7 @@ mod memory;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 pub use lifecycle::{
-    drain_interrupts,
-    finish_vm, kick_if_stopping, reset_vm, start_vcpu, vcpu_off, VmEnd,
+    drain_interrupts, finish_vm, kick_if_stopping, reset_vm, start_vcpu, vcpu_off, VmEnd,
 };
 pub use memory::{ipa_to_pa, vm_ram_contains};
 
@@ -52,7 +51,11 @@ pub struct VcpuRt {
 
 impl VcpuRt {
     const fn new() -> Self {
-        VcpuRt { state: AtomicU8::new(0), entry: AtomicU64::new(0), context: AtomicU64::new(0) }
+        VcpuRt {
+            state: AtomicU8::new(0),
+            entry: AtomicU64::new(0),
+            context: AtomicU64::new(0),
+        }
     }
 
     pub fn state(&self) -> VcpuState {
@@ -119,7 +122,10 @@ impl VmRt {
         const LIMIT: u32 = 16;
         let n = self.fault_reports.fetch_add(1, Ordering::Relaxed);
         if n == LIMIT {
-            crate::hprintln!("vm {}: further faults are handled but not reported", desc(vm).name);
+            crate::hprintln!(
+                "vm {}: further faults are handled but not reported",
+                desc(vm).name
+            );
         }
         n < LIMIT
     }
@@ -134,7 +140,9 @@ static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
 static CORE_MPIDR: [AtomicU64; MAX_PCPUS] = [const { AtomicU64::new(0) }; MAX_PCPUS];
 
 pub fn core_mpidr(core: usize) -> u64 {
-    CORE_MPIDR.get(core).map_or(0, |m| m.load(Ordering::Relaxed))
+    CORE_MPIDR
+        .get(core)
+        .map_or(0, |m| m.load(Ordering::Relaxed))
 }
 
 /// Run-time state of VM `vm`.
@@ -158,5 +166,9 @@ pub fn desc(vm: usize) -> &'static VmDesc {
 /// The vCPU of `vm` whose MPIDR (affinity fields) is `mpidr`.
 pub fn vcpu_by_mpidr(vm: usize, mpidr: u64) -> Option<(usize, &'static VcpuDesc)> {
     const AFF_MASK: u64 = 0xff_00ff_ffff;
-    desc(vm).vcpus.iter().enumerate().find(|(_, v)| v.mpidr & AFF_MASK == mpidr & AFF_MASK)
+    desc(vm)
+        .vcpus
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.mpidr & AFF_MASK == mpidr & AFF_MASK)
 }

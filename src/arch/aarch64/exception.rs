@@ -37,7 +37,11 @@ impl TrapFrame {
 
     /// Register `n` as the guest sees it (31 = XZR reads as zero).
     pub fn reg(&self, n: usize) -> u64 {
-        if n < 31 { self.x[n] } else { 0 }
+        if n < 31 {
+            self.x[n]
+        } else {
+            0
+        }
     }
 
     /// Sets register `n` (writes to 31, XZR, are discarded).

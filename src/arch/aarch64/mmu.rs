@@ -7,8 +7,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
 use tessera_stage2::{
-    parange_bits, El2Stage1, El2Stage1Config, MemAttrs, PageTable, PhysAddr, TableMemory,
-    VirtAddr, MAIR_EL2 as MAIR_VALUE,
+    parange_bits, El2Stage1, El2Stage1Config, MemAttrs, PageTable, PhysAddr, TableMemory, VirtAddr,
+    MAIR_EL2 as MAIR_VALUE,
 };
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -68,12 +68,20 @@ pub struct MmuError {
 /// Builds the identity map (boot core, once, before any other core runs).
 pub fn build_el2_tables(ram: &[PhysRange], mmio: &[PhysRange]) -> Result<(), MmuError> {
     let pa_bits = parange_bits(ID_AA64MMFR0_EL1.get());
-    let top = ram.iter().chain(mmio).map(|r| r.base + r.size).max().unwrap_or(0);
+    let top = ram
+        .iter()
+        .chain(mmio)
+        .map(|r| r.base + r.size)
+        .max()
+        .unwrap_or(0);
     let va_bits = if top <= 1 << 39 { 39 } else { pa_bits.min(48) };
     let cfg = El2Stage1Config::new(va_bits, pa_bits);
     let mut mem = PoolMemory { used: 0 };
     let mut pt = PageTable::<El2Stage1>::new(&mut mem, &cfg).map_err(|_| MmuError { base: 0 })?;
-    let regions = ram.iter().map(|r| (r, MemAttrs::RAM_RWX)).chain(mmio.iter().map(|r| (r, MemAttrs::DEVICE_RW)));
+    let regions = ram
+        .iter()
+        .map(|r| (r, MemAttrs::RAM_RWX))
+        .chain(mmio.iter().map(|r| (r, MemAttrs::DEVICE_RW)));
     for (r, attrs) in regions {
         pt.map(&mut mem, VirtAddr(r.base), PhysAddr(r.base), r.size, attrs)
             .map_err(|_| MmuError { base: r.base })?;

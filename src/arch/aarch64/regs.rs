@@ -95,8 +95,8 @@ pub fn inject_el1_sync(elr: u64, spsr: u64, esr: u64, far: u64) -> u64 {
     ESR_EL1.set(esr);
     FAR_EL1.set(far);
     let offset = match spsr & 0x1f {
-        0b00100 => 0x000, // EL1t
-        0b00101 => 0x200, // EL1h
+        0b00100 => 0x000,            // EL1t
+        0b00101 => 0x200,            // EL1h
         m if m & 0x10 == 0 => 0x400, // EL0, AArch64
         _ => 0x600,                  // AArch32 (not supported; HCR_EL2.RW = 1)
     };

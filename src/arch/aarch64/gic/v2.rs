@@ -70,11 +70,16 @@ pub struct GicV2 {
 }
 
 /// CPU interface number of each core (a GICv2 SGI names targets by it).
-static CPU_IF: [AtomicU8; crate::vm::MAX_PCPUS] = [const { AtomicU8::new(0) }; crate::vm::MAX_PCPUS];
+static CPU_IF: [AtomicU8; crate::vm::MAX_PCPUS] =
+    [const { AtomicU8::new(0) }; crate::vm::MAX_PCPUS];
 
 impl GicV2 {
     pub fn new(desc: &GicDesc) -> Self {
-        GicV2 { gicd: desc.gicd, gicc: desc.gicc, gich: desc.gich }
+        GicV2 {
+            gicd: desc.gicd,
+            gicc: desc.gicc,
+            gich: desc.gich,
+        }
     }
 
     fn gicd(&self) -> &'static Distributor {

@@ -72,7 +72,10 @@ pub struct GicV3 {
 
 impl GicV3 {
     pub fn new(desc: &GicDesc) -> Self {
-        GicV3 { gicd: desc.gicd, gicr: desc.gicr }
+        GicV3 {
+            gicd: desc.gicd,
+            gicr: desc.gicr,
+        }
     }
 
     fn gicd(&self) -> &'static Distributor {
@@ -105,7 +108,8 @@ impl GicV3 {
         let d = self.gicd();
         d.ctlr.set(0);
         // Affinity routing on, both groups on (QEMU's GIC has one security state: DS = 1).
-        d.ctlr.set(GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1 | GICD_CTLR_ENABLE_G0);
+        d.ctlr
+            .set(GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1 | GICD_CTLR_ENABLE_G0);
     }
 
     pub fn init_cpu(&self, mpidr: u64) {
@@ -129,7 +133,8 @@ impl GicV3 {
             p.set(0x8080_8080);
         }
         sgi.icenabler0.set(0xffff_0000);
-        sgi.isenabler0.set((1 << super::SGI_KICK) | (1 << super::PPI_MAINTENANCE));
+        sgi.isenabler0
+            .set((1 << super::SGI_KICK) | (1 << super::PPI_MAINTENANCE));
 
         aarch64_cpu::registers::ICC_SRE_EL2.set(ICC_SRE_EL2_VALUE);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
@@ -147,7 +152,8 @@ impl GicV3 {
         let aff2 = (mpidr >> 16) & 0xff;
         let aff1 = (mpidr >> 8) & 0xff;
         let aff0 = mpidr & 0xf;
-        let v = (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
+        let v =
+            (aff3 << 48) | (aff2 << 32) | ((intid as u64 & 0xf) << 24) | (aff1 << 16) | (1 << aff0);
         aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
         regs::set_icc_sgi1r_el1(v);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
