@@ -74,7 +74,7 @@ pub fn read(vm: usize, offset: u64, _size: usize) -> u64 {
                 FR_TXFE | FR_RXFE
             }
         }
-        0xfe0..=0xffc if offset % 4 == 0 => ID_REGS[((offset - 0xfe0) / 4) as usize],
+        0xfe0..=0xffc if offset.is_multiple_of(4) => ID_REGS[((offset - 0xfe0) / 4) as usize],
         _ => plain(vm, offset).map_or(0, |r| r.load(Ordering::Relaxed) as u64),
     }
 }

@@ -186,7 +186,7 @@ impl From<fdt::FdtError> for DtbError {
 }
 
 fn parse_dtb(dtb: u64) -> Result<Machine, DtbError> {
-    if dtb == 0 || dtb % 4 != 0 {
+    if dtb == 0 || !dtb.is_multiple_of(4) {
         return Err(DtbError::Fdt(fdt::FdtError::BadPtr));
     }
     // SAFETY: x0 at entry points to the DTB per the arm64 boot protocol (checked non-null and
