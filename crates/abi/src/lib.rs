@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        for c in [Call::Version, Call::Null, Call::ConsoleWrite, Call::Identity, Call::Shutdown] {
+        for c in [
+            Call::Version,
+            Call::Null,
+            Call::ConsoleWrite,
+            Call::Identity,
+            Call::Shutdown,
+        ] {
             assert_eq!(Call::from_id(c as u32 as u64), Some(c));
         }
         assert_eq!(Call::from_id(0xC600_00FF), None);

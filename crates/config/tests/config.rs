@@ -54,7 +54,15 @@ fn guest_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tessera-config-guests");
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("hello.bin"), arm_image(0x3000, 0x4000)).unwrap();
+        // A small stand-in image for every guest crate of the repository, so that every
+        // shipped config (whatever guests it names) validates without building them.
+        for entry in fs::read_dir(repo_root().join("guests")).unwrap() {
+            let dir = entry.unwrap().path();
+            if dir.join("Cargo.toml").exists() {
+                let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+                fs::write(d.join(format!("{name}.bin")), arm_image(0x3000, 0x4000)).unwrap();
+            }
+        }
         fs::write(d.join("adversary.bin"), arm_image(0x2000, 0x2000)).unwrap();
         fs::write(d.join("big.bin"), arm_image(0x1000, 0x100_0000)).unwrap();
         fs::write(d.join("elf.bin"), elf_image()).unwrap();
