@@ -108,6 +108,7 @@ pub fn reset_vcpu_interface() {
 pub fn stop_vcpu_interface() {
     aarch64_cpu::registers::CNTV_CTL_EL0.set(0);
     gic::deactivate(gic::PPI_VTIMER);
+    unmask_timer(arch::core_index());
     vif::reset();
     CORE_LRS[arch::core_index()].lock().entries = [None; 16];
 }
@@ -228,16 +229,30 @@ pub fn physical_irq(intid: u32) {
             DIRTY[core].store(true, Ordering::Relaxed);
         }
         gic::PPI_MAINTENANCE => {
-            // The underflow condition is a level: clear it before deactivating, or it fires
-            // again at once. The refill before returning to the guest re-arms it if needed.
+            // Its causes (underflow, an EOI of a list register asking for one) are levels:
+            // take the list registers back and refill them before deactivating, or it fires
+            // again at once. The refill re-arms underflow only while more interrupts wait.
             vif::set_control(false);
-            gic::deactivate(intid);
             DIRTY[core].store(true, Ordering::Relaxed);
+            flush_if_dirty();
+            gic::deactivate(intid);
         }
         // Hardware-linked: the physical PPI stays active (and so quiet) until the guest
         // deactivates the virtual one, even while the model keeps it pending (disabled in the
         // guest's view, or already listed).
         gic::PPI_VTIMER => match vm::current() {
+            Some((vm, vcpu)) if version() == Version::V2 => {
+                // GICv2: QEMU's model does not re-signal a hardware-linked level interrupt that
+                // a guest deactivates while it is still raised (a timer deadline already past),
+                // which stalls the guest's timer. So the timer goes in as a software interrupt
+                // that asks for a maintenance interrupt at its EOI, with the physical PPI
+                // masked until then; unmasking re-evaluates the line. One extra exit per tick.
+                gic::deactivate(intid);
+                gic::disable(intid, vm::core_mpidr(core));
+                TIMER_MASKED[core].store(true, Ordering::Relaxed);
+                MODELS[vm].lock().inject(vcpu, intid, None);
+                DIRTY[core].store(true, Ordering::Relaxed);
+            }
             Some((vm, vcpu)) => {
                 MODELS[vm].lock().inject(vcpu, intid, Some(intid));
                 DIRTY[core].store(true, Ordering::Relaxed);
@@ -259,6 +274,15 @@ pub fn physical_irq(intid: u32) {
                 hprintln!("core {}: unexpected physical interrupt {}", core, intid);
             }
         },
+    }
+}
+
+/// GICv2: this core's timer PPI is masked until the guest ends the virtual one.
+static TIMER_MASKED: [AtomicBool; MAX_PCPUS] = [const { AtomicBool::new(false) }; MAX_PCPUS];
+
+fn unmask_timer(core: usize) {
+    if TIMER_MASKED[core].swap(false, Ordering::Relaxed) {
+        gic::enable(gic::PPI_VTIMER, core, vm::core_mpidr(core));
     }
 }
 
@@ -304,12 +328,18 @@ pub fn flush_if_dirty() {
             } else {
                 decode(vif::lr_read(i)).1
             };
+            if e.intid == gic::PPI_VTIMER && e.hw.is_none() && state == LrState::Invalid {
+                unmask_timer(core);
+            }
             m.lr_returned(vcpu, e, state);
         }
     }
     for i in 0..n {
         match m.next_for_lr(vcpu) {
-            Some((e, state)) => {
+            Some((mut e, state)) => {
+                if e.intid == gic::PPI_VTIMER && e.hw.is_none() {
+                    e.eoi = true;
+                }
                 vif::lr_write(i, encode(&e, state));
                 lrs.entries[i] = Some(e);
             }
