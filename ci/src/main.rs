@@ -1,8 +1,9 @@
 //! `cargo xtask`: the host tool that sets up the toolchain and QEMU, builds guests and the
-//! Tessera image, boots it on QEMU, checks configs and runs the whole test suite.
+//! Tessera image, boots it on QEMU, checks configs, runs the whole test suite and the benchmarks.
 //!
 //! Every sub-command but `check-config` first runs the (idempotent) setup step.
 
+mod bench;
 mod check;
 mod images;
 mod qemu;
@@ -39,6 +40,9 @@ enum Command {
     CheckConfig(CheckConfigArgs),
     /// Host tests, clippy, rustfmt and the QEMU scenarios of ci/scenarios.
     Test(TestArgs),
+    /// Benchmarks under -icount: the bench guest under Tessera against bare QEMU (never part
+    /// of `test`).
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -116,6 +120,28 @@ struct TestArgs {
     scenarios: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct BenchArgs {
+    /// GIC version(s) to measure: 2, 3 or both (GICv3 first).
+    #[arg(long, default_value = "both", value_parser = ["2", "3", "both"])]
+    gic: String,
+    /// Where to write the JSON records (default: target/bench/bench.json).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Board: a directory under boards/.
+    #[arg(long, default_value = "qemu-virt")]
+    board: String,
+    /// The Tessera config the bench guest runs in (name or path).
+    #[arg(long, default_value = "bench")]
+    config: String,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    cpu: String,
+    /// Kill a QEMU run and fail it after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
 fn main() {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -155,6 +181,26 @@ fn real_main(cli: Cli) -> Result<i32> {
                 args.filter.as_deref(),
                 args.jobs.max(1),
                 args.scenarios.as_deref(),
+            )
+        }
+        Command::Bench(args) => {
+            setup::ensure(&paths)?;
+            let gics = match args.gic.as_str() {
+                "2" => vec![2],
+                "3" => vec![3],
+                _ => vec![3, 2],
+            };
+            bench::run(
+                &paths,
+                &bench::Options {
+                    board: args.board,
+                    config: args.config,
+                    gics,
+                    cpu: args.cpu,
+                    memory: "2G".into(),
+                    timeout: Duration::from_secs(args.timeout),
+                    out: args.out,
+                },
             )
         }
     }
