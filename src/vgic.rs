@@ -254,8 +254,9 @@ pub fn physical_irq(intid: u32) {
                 DIRTY[core].store(true, Ordering::Relaxed);
             }
             Some((vm, vcpu)) => {
-                MODELS[vm].lock().inject(vcpu, intid, Some(intid));
-                DIRTY[core].store(true, Ordering::Relaxed);
+                if !fast_inject(core, vm, vcpu, intid, Some(intid)) {
+                    DIRTY[core].store(true, Ordering::Relaxed);
+                }
             }
             None => {
                 gic::deactivate(intid);
@@ -274,6 +275,49 @@ pub fn physical_irq(intid: u32) {
                 hprintln!("core {}: unexpected physical interrupt {}", core, intid);
             }
         },
+    }
+}
+
+/// The injection fast path, for an interrupt of this core's own vCPU (the virtual timer):
+/// retire the list registers the guest finished with and put `intid` straight into a free
+/// one, without the full refill's scans. Valid because a refill always empties the model's
+/// queue into free list registers, so while one is free nothing of higher priority waits
+/// (anything that arrived since set DIRTY, and then the full refill runs instead).
+/// Returns false when the full refill is needed.
+fn fast_inject(core: usize, vm: usize, vcpu: usize, intid: u32, hw: Option<u32>) -> bool {
+    if DIRTY[core].load(Ordering::Relaxed) {
+        MODELS[vm].lock().inject(vcpu, intid, hw);
+        return false;
+    }
+    let mut lrs = CORE_LRS[core].lock();
+    let mut m = MODELS[vm].lock();
+    let empty = vif::empty_lrs();
+    let mut free = None;
+    for i in 0..vif::lr_count() {
+        match lrs.entries[i] {
+            Some(e) if empty & (1 << i) != 0 => {
+                if e.intid == gic::PPI_VTIMER && e.hw.is_none() {
+                    unmask_timer(core);
+                }
+                m.lr_returned(vcpu, e, LrState::Invalid);
+                lrs.entries[i] = None;
+                free.get_or_insert(i);
+            }
+            None => {
+                free.get_or_insert(i);
+            }
+            Some(_) => {}
+        }
+    }
+    m.inject(vcpu, intid, hw);
+    let Some(i) = free else { return false };
+    match m.next_for_lr_of(vcpu, intid) {
+        Some((e, state)) => {
+            vif::lr_write(i, encode(&e, state));
+            lrs.entries[i] = Some(e);
+            true
+        }
+        None => false,
     }
 }
 
@@ -334,8 +378,9 @@ pub fn flush_if_dirty() {
             m.lr_returned(vcpu, e, state);
         }
     }
+    let mut exhausted = false;
     for i in 0..n {
-        match m.next_for_lr(vcpu) {
+        match (!exhausted).then(|| m.next_for_lr(vcpu)).flatten() {
             Some((mut e, state)) => {
                 if e.intid == gic::PPI_VTIMER && e.hw.is_none() {
                     e.eoi = true;
@@ -343,8 +388,12 @@ pub fn flush_if_dirty() {
                 vif::lr_write(i, encode(&e, state));
                 lrs.entries[i] = Some(e);
             }
-            None => vif::lr_write(i, 0),
+            None => {
+                exhausted = true;
+                vif::lr_write(i, 0);
+            }
         }
     }
-    vif::set_control(m.has_pending(vcpu));
+    // More waiting than list registers: ask for a maintenance interrupt when they drain.
+    vif::set_control(!exhausted && m.has_pending(vcpu));
 }

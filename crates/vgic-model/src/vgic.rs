@@ -73,6 +73,10 @@ pub struct Vgic<const MAX_VCPUS: usize, const MAX_IRQS: usize> {
     pub(crate) shared: [Irq; MAX_IRQS],
     /// First guest read of unowned interrupts' registers since the last `take_denied_read`.
     pub(crate) denied_read: Option<u64>,
+    /// The owned SPIs' INTIDs (the first `owned_count`), so that the LR policy scans only
+    /// them instead of every SPI slot: it runs on the interrupt-injection path.
+    pub(crate) owned: [u16; MAX_IRQS],
+    pub(crate) owned_count: usize,
 }
 
 impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
@@ -98,6 +102,8 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
             private: [[Irq::EMPTY; 32]; MAX_VCPUS],
             shared: [Irq::EMPTY; MAX_IRQS],
             denied_read: None,
+            owned: [0; MAX_IRQS],
+            owned_count: 0,
         }
     }
 
@@ -163,9 +169,15 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
         for irq in self.shared.iter_mut() {
             *irq = Irq::EMPTY;
         }
+        self.owned_count = 0;
         for &spi in cfg.owned_spis {
-            self.shared[spi as usize].set(OWNED, true);
+            if !self.shared[spi as usize].has(OWNED) {
+                self.shared[spi as usize].set(OWNED, true);
+                self.owned[self.owned_count] = spi as u16;
+                self.owned_count += 1;
+            }
         }
+        self.owned[..self.owned_count].sort_unstable();
         Ok(())
     }
 
@@ -511,9 +523,11 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
                 consider(irq, Loc::Private(vcpu, i as u32));
             }
         }
-        for (i, irq) in self.shared.iter().enumerate().skip(FIRST_SPI as usize) {
-            if irq.has(OWNED) && usize::from(irq.vcpu) == vcpu && self.wants_lr(irq) {
-                consider(irq, Loc::Shared(i as u32));
+        // Owned SPIs, kept in INTID order (the tie-break on equal keys keeps the lowest INTID).
+        for &i in self.owned[..self.owned_count].iter() {
+            let irq = &self.shared[i as usize];
+            if usize::from(irq.vcpu) == vcpu && self.wants_lr(irq) {
+                consider(irq, Loc::Shared(u32::from(i)));
             }
         }
         best.map(|(_, l)| l)
@@ -540,6 +554,24 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
     /// state it was handed out with.
     pub fn next_for_lr(&mut self, vcpu: usize) -> Option<(LrEntry, LrState)> {
         let l = self.best(vcpu)?;
+        Some(self.take_for_lr(vcpu, l))
+    }
+
+    /// Like [`next_for_lr`](Vgic::next_for_lr), but for one interrupt: `intid` (of `vcpu` if
+    /// private), if it wants an LR. For the hypervisor's fast injection path, when a list
+    /// register is free and so nothing else of higher priority is waiting (every refill
+    /// empties the model's queue into free LRs). Costs O(1) instead of a scan.
+    pub fn next_for_lr_of(&mut self, vcpu: usize, intid: u32) -> Option<(LrEntry, LrState)> {
+        if vcpu >= self.vcpus {
+            return None;
+        }
+        let l = self.loc(vcpu, intid)?;
+        let irq = self.irq(l);
+        let mine = matches!(l, Loc::Private(..)) || usize::from(irq.vcpu) == vcpu;
+        (mine && self.wants_lr(irq)).then(|| self.take_for_lr(vcpu, l))
+    }
+
+    fn take_for_lr(&mut self, vcpu: usize, l: Loc) -> (LrEntry, LrState) {
         let v2_sgi = self.is_v2_sgi(l);
         let before = *self.irq(l);
         let pend = self.deliverable(&before);
@@ -595,7 +627,7 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
             irq.vcpu = vcpu as u8;
         }
         let irq = *irq;
-        Some((
+        (
             LrEntry {
                 intid: l.intid(),
                 priority: irq.priority,
@@ -605,7 +637,7 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
                 eoi: hw.is_none() && self.deliverable(&irq),
             },
             state,
-        ))
+        )
     }
 
     /// An LR of `vcpu` holding `entry` came back in `state` (read back by the hypervisor, which
