@@ -32,6 +32,10 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
             frame.x[3] = vm::desc(vm).vcpus.len() as u64;
         }
         Call::Shutdown => vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)),
+        Call::ResetCount => {
+            frame.x[0] = 0;
+            frame.x[1] = u64::from(vm::rt(vm).resets());
+        }
     }
 }
 

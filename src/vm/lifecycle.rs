@@ -250,7 +250,8 @@ pub fn reset_vm(vm: usize) -> ! {
     }
     let d = desc(vm);
     console::vm_flush(vm);
-    hprintln!("vm {} reset", d.name);
+    let n = r.resets.fetch_add(1, Ordering::Relaxed) + 1;
+    hprintln!("vm {} reset ({})", d.name, n);
     stop_other_vcpus(vm);
     let me = current();
     for (i, v) in r.vcpus[..d.vcpus.len()].iter().enumerate() {

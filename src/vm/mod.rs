@@ -89,6 +89,7 @@ pub struct VmRt {
     /// Physical base of each `mem` region (each region is physically contiguous).
     region_pa: [AtomicU64; MAX_MEM_REGIONS],
     fault_reports: AtomicU32,
+    resets: AtomicU32,
     pub vcpus: [VcpuRt; MAX_VCPUS],
 }
 
@@ -100,6 +101,7 @@ impl VmRt {
             vttbr: AtomicU64::new(0),
             region_pa: [const { AtomicU64::new(0) }; MAX_MEM_REGIONS],
             fault_reports: AtomicU32::new(0),
+            resets: AtomicU32::new(0),
             vcpus: [const { VcpuRt::new() }; MAX_VCPUS],
         }
     }
@@ -110,6 +112,11 @@ impl VmRt {
             1 => VmState::Resetting,
             _ => VmState::Off,
         }
+    }
+
+    /// How many times the VM was reset since the machine booted.
+    pub fn resets(&self) -> u32 {
+        self.resets.load(Ordering::Relaxed)
     }
 
     pub fn vttbr(&self) -> u64 {

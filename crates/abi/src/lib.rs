@@ -28,6 +28,9 @@ pub enum Call {
     Identity = TESSERA_BASE + 3,
     /// Power this VM off with an exit code in `x1` (0 = success). Does not return.
     Shutdown = TESSERA_BASE + 4,
+    /// `x1 ← how many times this VM was reset (PSCI SYSTEM_RESET) since the machine booted`:
+    /// the one thing a VM keeps across its own reset, like a reset-reason register.
+    ResetCount = TESSERA_BASE + 5,
 }
 
 impl Call {
@@ -40,6 +43,7 @@ impl Call {
             x if x == Call::ConsoleWrite as u32 => Call::ConsoleWrite,
             x if x == Call::Identity as u32 => Call::Identity,
             x if x == Call::Shutdown as u32 => Call::Shutdown,
+            x if x == Call::ResetCount as u32 => Call::ResetCount,
             _ => return None,
         })
     }
@@ -95,6 +99,7 @@ mod tests {
             Call::ConsoleWrite,
             Call::Identity,
             Call::Shutdown,
+            Call::ResetCount,
         ] {
             assert_eq!(Call::from_id(c as u32 as u64), Some(c));
         }

@@ -120,6 +120,31 @@ fn run(info: &'static BootInfo) -> Result<(), Failed> {
 
     memory_test(info)?;
 
+    let resets = match info.bootarg("reset") {
+        None => 0,
+        Some(v) => match parse_u64(v) {
+            Some(r) => r,
+            None => fail!("bad reset={} in bootargs", v),
+        },
+    };
+    if resets > 0 {
+        if !info.tessera {
+            fail!("reset={} needs Tessera (it counts the resets)", resets);
+        }
+        let done = match tessera::reset_count() {
+            Ok(n) => n,
+            Err(e) => fail!("ResetCount hypercall failed: {:?}", e),
+        };
+        if done < resets {
+            println!("hello: reset {} of {}", done + 1, resets);
+            // Reset while the other CPUs run: the hypervisor must stop them too.
+            start_others(info)?;
+            let err = psci::system_reset(conduit);
+            fail!("SYSTEM_RESET returned {:?}", err);
+        }
+        println!("hello: booted again after {} reset(s)", done);
+    }
+
     let work = match info.bootarg("work") {
         None => 0,
         Some(v) => match parse_u64(v) {
@@ -222,6 +247,24 @@ fn greet(index: usize) {
 }
 
 /// Starts every other CPU, then waits until all are off.
+/// Starts every other CPU spinning forever (until the VM is reset under it).
+fn start_others(info: &BootInfo) -> Result<(), Failed> {
+    let me = cpu::index();
+    for i in (0..info.cpu_count()).filter(|&i| i != me) {
+        if let Err(e) = cpu::start(i, spin_forever) {
+            fail!("CPU_ON of cpu {} (mpidr {:#x}): {:?}", i, info.cpus[i], e);
+        }
+    }
+    Ok(())
+}
+
+fn spin_forever(index: usize) {
+    println!("hello: vcpu {} spinning until the reset", index);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 fn cpus(info: &BootInfo) -> Result<(), Failed> {
     let me = cpu::index();
     let n = info.cpu_count();

@@ -41,6 +41,11 @@ pub fn identity() -> Result<Identity, Option<Error>> {
     })
 }
 
+/// [`Call::ResetCount`]: how many times this VM was reset since the machine booted.
+pub fn reset_count() -> Result<u64, Option<Error>> {
+    call(Call::ResetCount, 0, 0, 0).map(|r| r[1])
+}
+
 /// [`Call::Null`].
 pub fn null() -> Result<(), Option<Error>> {
     call(Call::Null, 0, 0, 0).map(drop)
