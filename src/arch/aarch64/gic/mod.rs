@@ -9,6 +9,9 @@ mod v2;
 mod v3;
 
 use spin::Once;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use crate::config::{GicDesc, GicVersion};
 
@@ -21,6 +24,46 @@ pub const PPI_MAINTENANCE: u32 = 25;
 pub const PPI_VTIMER: u32 = 27;
 /// Priority of the interrupts the hypervisor handles or hands to guests.
 pub const HYP_PRIORITY: u8 = 0x80;
+
+register_structs! {
+    /// The distributor's registers as both generations lay them out (IHI 0069 §12.9,
+    /// IHI 0048B §4.3): ITARGETSR and SGIR exist on GICv2 only (its frame is 4 KiB), IROUTER on
+    /// GICv3 only (with affinity routing).
+    Distributor {
+        (0x000 => ctlr: ReadWrite<u32>),
+        (0x004 => typer: ReadOnly<u32>),
+        (0x008 => _reserved0),
+        (0x080 => igroupr: [ReadWrite<u32>; 32]),
+        (0x100 => isenabler: [ReadWrite<u32>; 32]),
+        (0x180 => icenabler: [ReadWrite<u32>; 32]),
+        (0x200 => _reserved1),
+        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
+        (0x7fc => _reserved2),
+        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
+        (0xbfc => _reserved3),
+        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
+        (0xd00 => _reserved4),
+        (0xf00 => sgir: WriteOnly<u32>),
+        (0xf04 => _reserved5),
+        (0x6100 => irouter: [ReadWrite<u64>; 988]),
+        (0x7fe0 => _reserved6),
+        (0x10000 => @END),
+    }
+}
+
+/// The distributor at physical `gicd`.
+fn distributor(gicd: u64) -> &'static Distributor {
+    // SAFETY: `gicd` is the board's distributor, identity-mapped as Device memory by the EL2
+    // MMU set-up; the layout follows both GIC specifications (see `Distributor`), and callers
+    // touch only the registers their generation has.
+    unsafe { &*crate::mm::phys_to_mmio::<Distributor>(gicd) }
+}
+
+/// Sets the priority byte of `intid` in a 4-interrupts-per-word priority register.
+fn set_priority(reg: &ReadWrite<u32>, intid: u32, priority: u8) {
+    let shift = (intid % 4) * 8;
+    reg.set((reg.get() & !(0xff << shift)) | ((priority as u32) << shift));
+}
 
 enum Gic {
     V2(v2::GicV2),

@@ -7,27 +7,9 @@ use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
+use super::{set_priority, Distributor};
 use crate::config::GicDesc;
 use crate::mm::phys_to_mmio;
-
-register_structs! {
-    Distributor {
-        (0x000 => ctlr: ReadWrite<u32>),
-        (0x004 => typer: ReadOnly<u32>),
-        (0x008 => _reserved0),
-        (0x080 => igroupr: [ReadWrite<u32>; 32]),
-        (0x100 => isenabler: [ReadWrite<u32>; 32]),
-        (0x180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x200 => _reserved1),
-        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
-        (0x7fc => _reserved2),
-        (0x800 => itargetsr: [ReadWrite<u32>; 255]),
-        (0xbfc => _reserved3),
-        (0xf00 => sgir: WriteOnly<u32>),
-        (0xf04 => _reserved4),
-        (0x1000 => @END),
-    }
-}
 
 register_structs! {
     CpuInterface {
@@ -83,8 +65,7 @@ impl GicV2 {
     }
 
     fn gicd(&self) -> &'static Distributor {
-        // SAFETY: the board's distributor, identity-mapped as Device memory (IHI 0048B §4.3).
-        unsafe { &*phys_to_mmio::<Distributor>(self.gicd) }
+        super::distributor(self.gicd)
     }
 
     fn gich(&self) -> &'static HypInterface {
@@ -144,9 +125,8 @@ impl GicV2 {
     /// must run on the core concerned).
     pub fn enable(&self, intid: u32, core: usize, priority: u8) {
         let d = self.gicd();
-        let reg = &d.ipriorityr[(intid / 4) as usize];
+        set_priority(&d.ipriorityr[(intid / 4) as usize], intid, priority);
         let shift = (intid % 4) * 8;
-        reg.set((reg.get() & !(0xff << shift)) | ((priority as u32) << shift));
         if intid >= 32 {
             let mask = CPU_IF.get(core).map_or(1, |m| m.load(Ordering::Relaxed)) as u32;
             let t = &d.itargetsr[(intid / 4) as usize];

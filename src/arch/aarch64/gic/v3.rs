@@ -5,28 +5,10 @@ use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
 
+use super::{set_priority, Distributor};
 use crate::arch::regs;
 use crate::config::GicDesc;
 use crate::mm::phys_to_mmio;
-
-register_structs! {
-    Distributor {
-        (0x000 => ctlr: ReadWrite<u32>),
-        (0x004 => typer: ReadOnly<u32>),
-        (0x008 => _reserved0),
-        (0x080 => igroupr: [ReadWrite<u32>; 32]),
-        (0x100 => isenabler: [ReadWrite<u32>; 32]),
-        (0x180 => icenabler: [ReadWrite<u32>; 32]),
-        (0x200 => _reserved1),
-        (0x400 => ipriorityr: [ReadWrite<u32>; 255]),
-        (0x7fc => _reserved2),
-        (0xc00 => icfgr: [ReadWrite<u32>; 64]),
-        (0xd00 => _reserved3),
-        (0x6100 => irouter: [ReadWrite<u64>; 988]),
-        (0x7fe0 => _reserved4),
-        (0x10000 => @END),
-    }
-}
 
 register_structs! {
     RedistributorRd {
@@ -79,9 +61,7 @@ impl GicV3 {
     }
 
     fn gicd(&self) -> &'static Distributor {
-        // SAFETY: `gicd` is the board's distributor, identity-mapped as Device memory by the
-        // EL2 MMU set-up; the register block layout matches IHI 0069 §12.9.
-        unsafe { &*phys_to_mmio::<Distributor>(self.gicd) }
+        super::distributor(self.gicd)
     }
 
     /// Finds the redistributor whose GICR_TYPER affinity matches `mpidr`.
@@ -207,11 +187,6 @@ impl GicV3 {
             self.gicd().icenabler[(intid / 32) as usize].set(bit);
         }
     }
-}
-
-fn set_priority(reg: &ReadWrite<u32>, intid: u32, priority: u8) {
-    let shift = (intid % 4) * 8;
-    reg.set((reg.get() & !(0xff << shift)) | ((priority as u32) << shift));
 }
 
 /// The virtual CPU interface (ICH_* registers, IHI 0069 §12.4).
