@@ -16,7 +16,7 @@ pub const HYP_TARGET: &str = "aarch64-unknown-none-softfloat";
 pub struct Guest {
     /// `target/guests/<name>.bin` (raw, `llvm-objcopy -O binary`).
     pub bin: PathBuf,
-    /// The ELF, for gdb.
+    /// The ELF: the image of `--guest VM=guests/<name>` overrides, and symbols for gdb.
     pub elf: PathBuf,
 }
 
@@ -249,6 +249,32 @@ fn guest_package(paths: &Paths, name: &str) -> Result<(String, String)> {
     Ok((package, bin))
 }
 
+/// `<name>` when `path` (`guests/<name>`, `guests/<name>/` or `<name>`) names a guest of this
+/// repository.
+fn repo_guest_name(paths: &Paths, path: &str) -> Option<String> {
+    let name = path.trim_end_matches('/');
+    let name = name.strip_prefix("guests/").unwrap_or(name);
+    (!name.is_empty() && guest_is_binary(paths, name)).then(|| name.to_string())
+}
+
+/// Whether `file` starts with the ELF magic.
+fn is_elf(file: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
+}
+
+/// What an image argument names.
+enum Resolved {
+    /// A file of the user's, as given (canonical path).
+    File(PathBuf),
+    /// A guest of this repository, built.
+    Guest(Guest),
+}
+
 /// Builds guests and images, each guest at most once per xtask invocation.
 pub struct Builder<'a> {
     paths: &'a Paths,
@@ -296,19 +322,36 @@ impl<'a> Builder<'a> {
         Ok(g)
     }
 
-    /// The image file for a `--guest VM=PATH` value: an existing file, or a guest of this
-    /// repository given as `guests/<name>` or `<name>` (then built).
+    /// The raw image a bare scenario boots with `-kernel`: an existing file, or a guest of this
+    /// repository given as `guests/<name>` or `<name>` (then built; its flattened `.bin`).
     pub fn resolve_image(&mut self, path: &str) -> Result<PathBuf> {
+        Ok(match self.resolve(path)? {
+            Resolved::File(p) => p,
+            Resolved::Guest(g) => g.bin,
+        })
+    }
+
+    /// The image of a `--guest VM=PATH` override (or a scenario's `guests` entry): an existing
+    /// file as it is, or a guest of this repository given as `guests/<name>` or `<name>`, built,
+    /// as its ELF, so that the config loads it at the addresses it is linked for (and rejects
+    /// one linked for another VM's RAM) instead of at the VM's RAM base.
+    pub fn resolve_override(&mut self, path: &str) -> Result<PathBuf> {
+        Ok(match self.resolve(path)? {
+            Resolved::File(p) => p,
+            Resolved::Guest(g) => g.elf,
+        })
+    }
+
+    fn resolve(&mut self, path: &str) -> Result<Resolved> {
         let p = Path::new(path);
         if p.is_file() {
             return p
                 .canonicalize()
+                .map(Resolved::File)
                 .with_context(|| format!("cannot resolve {path}"));
         }
-        let name = path.trim_end_matches('/');
-        let name = name.strip_prefix("guests/").unwrap_or(name);
-        if guest_is_binary(self.paths, name) {
-            return Ok(self.guest(name)?.bin);
+        if let Some(name) = repo_guest_name(self.paths, path) {
+            return Ok(Resolved::Guest(self.guest(&name)?));
         }
         bail!(
             "guest image {path:?} is neither a file nor a guest of this repository (guests/: {}); \
@@ -325,6 +368,12 @@ impl<'a> Builder<'a> {
         for g in guests_named_by_config(paths, &hb.config_path)? {
             guest_elfs.push(self.guest(&g)?.elf);
         }
+        // Overrides given as ELFs (the guests of this repository are) have symbols too.
+        for (_, image) in &hb.overrides {
+            if is_elf(image) && !guest_elfs.contains(image) {
+                guest_elfs.push(image.clone());
+            }
+        }
         std::fs::create_dir_all(paths.guest_dir())
             .with_context(|| format!("cannot create {}", paths.guest_dir().display()))?;
         let problems = crate::check::problems_before_build(paths, hb)?;
@@ -332,14 +381,36 @@ impl<'a> Builder<'a> {
             for p in &problems {
                 println!("{p}");
             }
+            let config = util::display_rel(paths, &hb.config_path);
+            // check-config takes the overrides from the environment.
+            let env: String = hb
+                .overrides
+                .iter()
+                .map(|(vm, image)| {
+                    format!(
+                        "{}={} ",
+                        tessera_config::image_env_var(vm),
+                        util::display_rel(paths, image)
+                    )
+                })
+                .collect();
+            let with: Vec<String> = hb
+                .overrides
+                .iter()
+                .map(|(vm, image)| format!("--guest {vm}={}", util::display_rel(paths, image)))
+                .collect();
+            let with = if with.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", with.join(" "))
+            };
             bail!(
-                "config {} has {} problem(s) (listed above) for board {} with GICv{}; fix them \
-                 (`cargo xtask check-config {} --board {} --gic {}` checks without building)",
-                util::display_rel(paths, &hb.config_path),
+                "config {config}{with} has {} problem(s) (listed above) for board {} with GICv{}; \
+                 fix them (`{env}cargo xtask check-config {config} --board {} --gic {}` checks \
+                 without building)",
                 problems.len(),
                 hb.board,
                 hb.gic,
-                util::display_rel(paths, &hb.config_path),
                 hb.board,
                 hb.gic
             );
@@ -408,5 +479,50 @@ impl<'a> Builder<'a> {
             elf,
             guest_elfs,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_guest_names() {
+        let paths = Paths::discover().unwrap();
+        for p in ["guests/hello", "guests/hello/", "hello", "guests/adversary"] {
+            let want = p.trim_start_matches("guests/").trim_end_matches('/');
+            assert_eq!(repo_guest_name(&paths, p).as_deref(), Some(want), "{p}");
+        }
+        for p in [
+            "guests/rt",
+            "guests/no-such-guest",
+            "",
+            "guests/",
+            "/tmp/hello",
+        ] {
+            assert_eq!(repo_guest_name(&paths, p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn user_files_are_taken_as_they_are() {
+        let paths = Paths::discover().unwrap();
+        let dir = std::env::temp_dir().join(format!("xtask-images-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("guest.bin");
+        std::fs::write(&raw, [0u8; 16]).unwrap();
+        let elf = dir.join("guest.elf");
+        std::fs::write(&elf, b"\x7fELF\x02\x01").unwrap();
+        let mut b = Builder::new(&paths);
+        let canon = raw.canonicalize().unwrap();
+        assert_eq!(b.resolve_override(raw.to_str().unwrap()).unwrap(), canon);
+        assert_eq!(b.resolve_image(raw.to_str().unwrap()).unwrap(), canon);
+        assert!(b
+            .resolve_override(dir.join("nope").to_str().unwrap())
+            .is_err());
+        assert!(!is_elf(&raw));
+        assert!(is_elf(&elf));
+        assert!(!is_elf(&dir.join("nope")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -222,7 +222,7 @@ fn hypervisor_build(
         if vm.is_empty() || path.is_empty() {
             bail!("--guest {g:?}: expected VM=PATH with a VM name and a path");
         }
-        overrides.push((vm.to_string(), builder.resolve_image(path)?));
+        overrides.push((vm.to_string(), builder.resolve_override(path)?));
     }
     HypervisorBuild::new(
         paths,

@@ -18,7 +18,13 @@
 //! bare = false               # true: boot `guest` alone on QEMU, no Tessera, no EL2
 //! guest = "hello"            # the guest of a bare scenario
 //! qemu_args = []             # extra QEMU arguments
+//! machine_gic = 2            # QEMU's gic-version when it must differ from `gic` (the image's);
+//!                            # default: the same (Tessera scenarios only)
+//! virtualization = true      # QEMU's virtualization=on (EL2); default: true, false if bare
 //! ```
+//!
+//! `machine_gic` and `virtualization = false` exist to run an image on a machine it was not
+//! built for (the `boot-error-*` scenarios: Tessera must refuse to boot, and say why).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,6 +76,10 @@ pub struct Scenario {
     pub guest: Option<String>,
     #[serde(default)]
     pub qemu_args: Vec<String>,
+    #[serde(default)]
+    pub machine_gic: Option<u8>,
+    #[serde(default)]
+    pub virtualization: Option<bool>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -88,6 +98,16 @@ impl Scenario {
             Some(Memory::MiB(m)) => format!("{m}M"),
             Some(Memory::Text(t)) => t.clone(),
         }
+    }
+
+    /// QEMU's `gic-version` for an image built for GICv`image_gic`.
+    pub fn machine_gic(&self, image_gic: u8) -> u8 {
+        self.machine_gic.unwrap_or(image_gic)
+    }
+
+    /// Whether QEMU models EL2 (`virtualization=on`).
+    pub fn virtualization(&self) -> bool {
+        self.virtualization.unwrap_or(!self.bare)
     }
 }
 
@@ -143,6 +163,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
     if let Some(g) = scenario.gic {
         if !(2..=3).contains(&g) {
             bail!("{}: gic = {g}; use 2 or 3", file.display());
+        }
+    }
+    if let Some(g) = scenario.machine_gic {
+        if !(2..=3).contains(&g) {
+            bail!("{}: machine_gic = {g}; use 2 or 3", file.display());
+        }
+        if scenario.bare {
+            bail!(
+                "{}: `machine_gic` is for Tessera scenarios; a bare scenario's `gic` already is \
+                 QEMU's gic-version",
+                file.display()
+            );
         }
     }
     let mut forbid = scenario.forbid.clone();
@@ -293,6 +325,27 @@ mod tests {
         assert!(parse(Path::new("t"), "name='x'\nbare=true").is_err());
         assert!(parse(Path::new("t"), "name='x'\nexpect=['(']").is_err());
         assert!(parse(Path::new("t"), "name='x'\ngic=4").is_err());
+        assert!(parse(Path::new("t"), "name='x'\nmachine_gic=1").is_err());
+        assert!(parse(Path::new("t"), "name='x'\nvirtualization='no'").is_err());
+        assert!(parse(
+            Path::new("t"),
+            "name='x'\nbare=true\nguest='hello'\nmachine_gic=2"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn machine_gic_and_virtualization() {
+        let plain = sc("name='x'\ngic=3");
+        assert_eq!(plain.scenario.machine_gic(3), 3);
+        assert!(plain.scenario.virtualization());
+        let bare = sc("name='x'\nbare=true\nguest='hello'");
+        assert!(!bare.scenario.virtualization());
+        let odd = sc("name='x'\ngic=3\nmachine_gic=2\nvirtualization=false");
+        assert_eq!(odd.scenario.machine_gic(3), 2);
+        assert!(!odd.scenario.virtualization());
+        let bare_el2 = sc("name='x'\nbare=true\nguest='hello'\nvirtualization=true");
+        assert!(bare_el2.scenario.virtualization());
     }
 
     #[test]

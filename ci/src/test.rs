@@ -301,7 +301,7 @@ fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
         ImageSpec::Hypervisor(hb) => {
             let mut hb = hb.clone();
             for (_, p) in hb.overrides.iter_mut() {
-                *p = builder.resolve_image(&p.display().to_string())?;
+                *p = builder.resolve_override(&p.display().to_string())?;
             }
             Ok(builder.build_hypervisor(&hb)?.image)
         }
@@ -310,17 +310,17 @@ fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
 
 fn qemu_spec(c: &Compiled, spec: &ImageSpec, kernel: PathBuf) -> QemuSpec {
     let s = &c.scenario;
-    let (gic, virtualization) = match spec {
-        ImageSpec::Hypervisor(hb) => (hb.gic, true),
-        ImageSpec::Bare { gic, .. } => (*gic, false),
+    let image_gic = match spec {
+        ImageSpec::Hypervisor(hb) => hb.gic,
+        ImageSpec::Bare { gic, .. } => *gic,
     };
     QemuSpec {
         kernel,
-        gic,
+        gic: s.machine_gic(image_gic),
         cpu: s.cpu.clone(),
         smp: s.smp,
         memory: s.memory_arg(),
-        virtualization,
+        virtualization: s.virtualization(),
         gdb: false,
         extra: s.qemu_args.clone(),
     }
@@ -454,5 +454,87 @@ fn print_result(
     );
     for l in &lines[from..] {
         let _ = writeln!(out, "  | {}", l.trim_end_matches('\r'));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(text: &str) -> Compiled {
+        scenario::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    fn hypervisor(gic: u8) -> ImageSpec {
+        ImageSpec::Hypervisor(HypervisorBuild {
+            board: "qemu-virt".into(),
+            config: "default".into(),
+            config_path: PathBuf::from("boards/qemu-virt/configs/default.toml"),
+            config_name: "default".into(),
+            gic,
+            overrides: Vec::new(),
+            semihosting: true,
+            suffix: None,
+        })
+    }
+
+    fn machine(spec: &QemuSpec) -> String {
+        let a = spec.args();
+        let i = a.iter().position(|x| x == "-machine").unwrap();
+        a[i + 1].clone()
+    }
+
+    #[test]
+    fn qemu_machine_follows_the_image_by_default() {
+        let c = compiled("name='x'\ngic=2");
+        let spec = qemu_spec(&c, &hypervisor(2), PathBuf::from("t.bin"));
+        assert_eq!(machine(&spec), "virt,virtualization=on,gic-version=2");
+        let bare = compiled("name='x'\nbare=true\nguest='hello'\ngic=3");
+        let spec = qemu_spec(
+            &bare,
+            &ImageSpec::Bare {
+                guest: "hello".into(),
+                gic: 3,
+            },
+            PathBuf::from("hello.bin"),
+        );
+        assert_eq!(machine(&spec), "virt,gic-version=3");
+    }
+
+    #[test]
+    fn qemu_machine_overrides() {
+        let c = compiled("name='x'\ngic=3\nmachine_gic=2\nsmp=2\nmemory='1G'");
+        let spec = qemu_spec(&c, &hypervisor(3), PathBuf::from("t.bin"));
+        assert_eq!(machine(&spec), "virt,virtualization=on,gic-version=2");
+        let a = spec.args();
+        assert!(a.windows(2).any(|w| w == ["-smp", "2"]), "{a:?}");
+        assert!(a.windows(2).any(|w| w == ["-m", "1G"]), "{a:?}");
+        let c = compiled("name='x'\ngic=3\nvirtualization=false");
+        let spec = qemu_spec(&c, &hypervisor(3), PathBuf::from("t.bin"));
+        assert_eq!(machine(&spec), "virt,gic-version=3");
+        assert!(spec.describe().contains(" -semihosting "));
+    }
+
+    #[test]
+    fn boot_error_scenarios_share_the_default_image() {
+        let paths = Paths::discover().unwrap();
+        let all = scenario::load_dir(&paths.root.join("ci/scenarios")).unwrap();
+        let key = |name: &str| {
+            let c = all.iter().find(|c| c.scenario.name == name).unwrap();
+            plan_image(&paths, c).unwrap().0
+        };
+        let default = key("default-gicv3");
+        let errors: Vec<&Compiled> = all
+            .iter()
+            .filter(|c| c.scenario.name.starts_with("boot-error-"))
+            .collect();
+        for name in ["memory", "cpus", "gic", "el1"] {
+            let name = format!("boot-error-{name}");
+            assert!(errors.iter().any(|c| c.scenario.name == name), "{name}");
+        }
+        for c in errors {
+            assert_eq!(key(&c.scenario.name), default, "{}", c.scenario.name);
+            assert_eq!(c.scenario.expect_exit, 70, "{}", c.scenario.name);
+        }
     }
 }

@@ -1090,16 +1090,30 @@ fn check_fit(
     let span = (img.load_ipa, img.mem_size.max(1));
     let region = mem.iter().position(|m| contains((m.ipa, m.size), span));
     match region {
-        None => errs.push(ConfigError::vm(
-            K::ImageFit,
-            vm,
-            field,
-            format!(
-                "the {} occupies {} which is not inside one RAM region",
-                img.format.as_str(),
-                range(img.load_ipa, img.mem_size)
-            ),
-        )),
+        None => {
+            // One line for one cause: the entry point of an image outside the RAM is not
+            // worth a second error.
+            let ram: Vec<String> = mem.iter().map(|m| range(m.ipa, m.size)).collect();
+            let hint = if img.format == ImageFormat::Elf
+                && !mem.iter().any(|m| overlaps((m.ipa, m.size), span))
+            {
+                "; an ELF loads where it is linked: link it for this VM's RAM"
+            } else {
+                ""
+            };
+            errs.push(ConfigError::vm(
+                K::ImageFit,
+                vm,
+                field,
+                format!(
+                    "the {} occupies {} which is not inside one RAM region (RAM: {}){hint}",
+                    img.format.as_str(),
+                    range(img.load_ipa, img.mem_size),
+                    ram.join(", ")
+                ),
+            ));
+            return;
+        }
         Some(0) if overlaps(span, (dtb_ipa, DTB_MAX)) => errs.push(ConfigError::vm(
             K::ImageFit,
             vm,

@@ -346,6 +346,32 @@ fn image_env_override() {
     assert_eq!(tessera_config::image_env_var("beta"), "TESSERA_IMAGE_BETA");
 }
 
+/// An override linked for another VM's RAM (`--guest beta=guests/adversary` on the default
+/// config): one line naming the VM, not a second one for the entry point.
+#[test]
+fn elf_override_linked_elsewhere_is_one_error() {
+    let mut o = opts(&repo_root().join("boards/qemu-virt/configs/default.toml"));
+    let mut elf = elf_image();
+    for at in [24, 64 + 16, 64 + 24] {
+        // entry, p_vaddr, p_paddr: 0x8008_0000 as the adversary guest is linked.
+        elf[at..at + 8].copy_from_slice(&0x8008_0000u64.to_le_bytes());
+    }
+    let file = guest_dir().join("elf-at-0x80080000.elf");
+    fs::write(&file, elf).unwrap();
+    o.image_overrides.insert("beta".into(), file);
+    let errs = tessera_config::load(&o).unwrap_err();
+    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(
+            "vm `beta`: `TESSERA_IMAGE_BETA`: the ELF occupies 0x80080000..0x80081000 which is \
+             not inside one RAM region (RAM: 0x40000000..0x41000000)"
+        ),
+        "{}",
+        lines[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // DTB
 
