@@ -2,7 +2,7 @@
 //! `boards/$TESSERA_BOARD/configs/$TESSERA_CONFIG.toml` (crates/config) and writes into OUT_DIR
 //! `config.rs` (the `BOARD`, `VMS`, `PCPUS` tables), `link.x`, and the per-VM images and DTBs.
 //!
-//! Environment (CONTRACTS.md): `TESSERA_BOARD`, `TESSERA_CONFIG` (name or path),
+//! Environment (docs/internals.md): `TESSERA_BOARD`, `TESSERA_CONFIG` (name or path),
 //! `TESSERA_GIC` (2 | 3), `TESSERA_GUEST_DIR`, `TESSERA_IMAGE_<VM>`.
 //! Without `TESSERA_BOARD` (a bare `cargo clippy -p tessera --target ...`) it uses
 //! `qemu-virt` / `default` and embeds empty placeholders for guest images not built yet.

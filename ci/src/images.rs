@@ -1,4 +1,4 @@
-//! Building guests and the Tessera image (the pipeline of CONTRACTS.md).
+//! Building guests and the Tessera image (the pipeline of docs/internals.md).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Guest device tree generation (CONTRACTS.md "Guest DTB"), with `vm-fdt`.
+//! Guest device tree generation (docs/internals.md "Guest DTB"), with `vm-fdt`.
 //!
 //! In the DT, interrupts use the GIC binding's three cells `<type number flags>`: type 0 = SPI
 //! with number = INTID − 32, type 1 = PPI with number = INTID − 16. Everything else in Tessera

@@ -12,7 +12,7 @@
 //! - [`irq`], [`gic`]: interrupts (GICv2/GICv3 from the device tree, handlers, SGIs).
 //! - [`timer`]: the virtual counter and virtual timer.
 //! - [`cpu`]: the current CPU's index, starting other CPUs.
-//! - [`exit`]: end the guest with an exit code (see CONTRACTS.md).
+//! - [`exit`]: end the guest with an exit code (see docs/internals.md).
 //!
 //! A guest is a `#![no_std] #![no_main]` binary whose build.rs links with `guests/rt/link.ld`
 //! and which names its main function with [`entry!`]:
