@@ -1,6 +1,7 @@
 //! The Tessera hypercall ABI (crates/abi) as the hypervisor implements it.
 
 use tessera_abi::{Call, Error, CONSOLE_WRITE_MAX, VERSION_MAJOR, VERSION_MINOR};
+use tessera_stage2::GuestPhysAddr;
 
 use crate::arch::TrapFrame;
 use crate::vm::{self, VmEnd};
@@ -46,12 +47,16 @@ fn console_write(vm: usize, ipa: u64, len: u64) -> Result<u64, Error> {
         return Err(Error::InvalidParameters);
     }
     // Each RAM region is physically contiguous, so one containment check covers the buffer.
-    if len > 0 && !vm::vm_ram_contains(vm, ipa, len) {
+    let ipa = GuestPhysAddr(ipa);
+    if len == 0 {
+        return Ok(0);
+    }
+    if !vm::vm_ram_contains(vm, ipa, len) {
         return Err(Error::InvalidParameters);
     }
-    let pa = vm::ipa_to_pa(vm, ipa).unwrap_or(0);
+    let pa = vm::ipa_to_pa(vm, ipa).ok_or(Error::InvalidParameters)?;
     for i in 0..len {
-        console::vm_output(vm, mm::read_phys_u8(pa + i));
+        console::vm_output(vm, mm::read_phys_u8(pa.add(i)));
     }
     Ok(len)
 }

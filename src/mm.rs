@@ -34,17 +34,17 @@ pub fn init_frames(
 }
 
 /// Physically contiguous, zeroed memory of `size` bytes aligned to `align`.
-pub fn alloc_zeroed(size: u64, align: u64) -> Option<u64> {
-    let pa = FRAMES.lock().alloc_contiguous(size, align)?.0;
+pub fn alloc_zeroed(size: u64, align: u64) -> Option<PhysAddr> {
+    let pa = FRAMES.lock().alloc_contiguous(size, align)?;
     zero(pa, size);
     Some(pa)
 }
 
 /// Claims exactly `[pa, pa + size)` (a config's explicit placement); zeroes it.
-pub fn claim_zeroed(pa: u64, size: u64) -> Option<u64> {
+pub fn claim_zeroed(pa: PhysAddr, size: u64) -> Option<PhysAddr> {
     let mut a = FRAMES.lock();
-    let free = (0..size / 4096).all(|i| a.is_free(PhysAddr(pa + i * 4096)));
-    if !free || a.reserve(PhysAddr(pa), size).is_err() {
+    let free = (0..size / 4096).all(|i| a.is_free(pa.add(i * 4096)));
+    if !free || a.reserve(pa, size).is_err() {
         return None;
     }
     drop(a);
@@ -58,28 +58,28 @@ pub fn free_frames() -> usize {
 }
 
 /// Zeroes `[pa, pa + size)` of RAM the caller owns (a stopped VM's memory).
-pub fn copy_zero(pa: u64, size: u64) {
+pub fn copy_zero(pa: PhysAddr, size: u64) {
     zero(pa, size)
 }
 
-fn zero(pa: u64, size: u64) {
+fn zero(pa: PhysAddr, size: u64) {
     // SAFETY: [pa, pa + size) is identity-mapped RAM owned by the caller: just received from
     // the frame allocator or claimed, or the memory of a VM none of whose vCPUs runs.
-    unsafe { core::ptr::write_bytes(pa as usize as *mut u8, 0, size as usize) };
+    unsafe { core::ptr::write_bytes(pa.0 as usize as *mut u8, 0, size as usize) };
 }
 
 /// Copies `src` to physical `pa`.
-pub fn copy_to_phys(pa: u64, src: &[u8]) {
+pub fn copy_to_phys(pa: PhysAddr, src: &[u8]) {
     // SAFETY: callers pass a destination inside RAM they own (a VM's memory being loaded while
     // none of its vCPUs runs); the source is hypervisor data, so the ranges are disjoint.
-    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa as usize as *mut u8, src.len()) };
+    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa.0 as usize as *mut u8, src.len()) };
 }
 
 /// Reads one byte of RAM at physical `pa` (guest buffers, already validated to be the VM's).
-pub fn read_phys_u8(pa: u64) -> u8 {
+pub fn read_phys_u8(pa: PhysAddr) -> u8 {
     // SAFETY: callers validated that `pa` is RAM of the calling VM (identity-mapped Normal
     // memory); a volatile read tolerates the guest changing it concurrently.
-    unsafe { core::ptr::read_volatile(pa as usize as *const u8) }
+    unsafe { core::ptr::read_volatile(pa.0 as usize as *const u8) }
 }
 
 /// The allocator as stage-2 table memory.
@@ -87,7 +87,7 @@ pub struct Tables;
 
 impl TableMemory for Tables {
     fn alloc_table(&mut self, count_4k: usize, align: usize) -> Option<PhysAddr> {
-        alloc_zeroed(count_4k as u64 * 4096, align as u64).map(PhysAddr)
+        alloc_zeroed(count_4k as u64 * 4096, align as u64)
     }
 
     fn read(&self, table: PhysAddr, index: usize) -> u64 {

@@ -97,7 +97,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
             PcpuList(vm.vcpus),
             ram >> 20,
             vm.mem[0].ipa,
-            super::ipa_to_pa(i, vm.mem[0].ipa).unwrap_or(0),
+            super::ipa_to_pa(i, tessera_stage2::GuestPhysAddr(vm.mem[0].ipa)).map_or(0, |p| p.0),
             vm.entry_ipa
         );
     }

@@ -124,7 +124,7 @@ pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
     if rt(vm).state() != VmState::Running {
         return ret::DENIED;
     }
-    if !vm_ram_contains(vm, entry, 4) || !entry.is_multiple_of(4) {
+    if !vm_ram_contains(vm, tessera_stage2::GuestPhysAddr(entry), 4) || !entry.is_multiple_of(4) {
         return ret::INVALID_ADDRESS;
     }
     let v = &rt(vm).vcpus[target];

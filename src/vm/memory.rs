@@ -49,7 +49,7 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
         .map_err(|_| BuildError::OutOfMemory { size: 4096 })?;
     for (i, m) in d.mem.iter().enumerate() {
         let pa = match m.phys {
-            Some(pa) => mm::claim_zeroed(pa, m.size)
+            Some(pa) => mm::claim_zeroed(PhysAddr(pa), m.size)
                 .ok_or(BuildError::PlacementTaken { pa, size: m.size })?,
             None => {
                 // 2 MiB alignment lets the stage-2 use block mappings.
@@ -57,11 +57,11 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
                 mm::alloc_zeroed(m.size, align).ok_or(BuildError::OutOfMemory { size: m.size })?
             }
         };
-        r.region_pa[i].store(pa, Ordering::Relaxed);
+        r.region_pa[i].store(pa.0, Ordering::Relaxed);
         s2.map(
             &mut tables,
             GuestPhysAddr(m.ipa),
-            PhysAddr(pa),
+            pa,
             m.size,
             MemAttrs::RAM_RWX,
         )
@@ -99,10 +99,10 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
 /// (the guest starts with its MMU and caches off).
 pub fn load(vm: usize) -> Result<(), BuildError> {
     let d = desc(vm);
-    let image_pa =
-        contiguous_pa(vm, d.image_ipa, d.image.len() as u64).ok_or(BuildError::ImageOutsideRam)?;
-    let dtb_pa =
-        contiguous_pa(vm, d.dtb_ipa, d.dtb.len() as u64).ok_or(BuildError::ImageOutsideRam)?;
+    let image_pa = contiguous_pa(vm, GuestPhysAddr(d.image_ipa), d.image.len() as u64)
+        .ok_or(BuildError::ImageOutsideRam)?;
+    let dtb_pa = contiguous_pa(vm, GuestPhysAddr(d.dtb_ipa), d.dtb.len() as u64)
+        .ok_or(BuildError::ImageOutsideRam)?;
     mm::copy_to_phys(image_pa, d.image);
     mm::copy_to_phys(dtb_pa, d.dtb);
     for (i, m) in d.mem.iter().enumerate() {
@@ -115,29 +115,30 @@ pub fn load(vm: usize) -> Result<(), BuildError> {
 pub fn wipe(vm: usize) {
     let d = desc(vm);
     for (i, m) in d.mem.iter().enumerate() {
-        let pa = rt(vm).region_pa[i].load(Ordering::Relaxed);
+        let pa = PhysAddr(rt(vm).region_pa[i].load(Ordering::Relaxed));
         mm::copy_zero(pa, m.size);
     }
 }
 
 /// The physical address of guest-physical `ipa` in VM `vm`'s RAM.
-pub fn ipa_to_pa(vm: usize, ipa: u64) -> Option<u64> {
-    let d = desc(vm);
-    d.mem.iter().enumerate().find_map(|(i, m)| {
+pub fn ipa_to_pa(vm: usize, ipa: GuestPhysAddr) -> Option<PhysAddr> {
+    let ipa = ipa.0;
+    desc(vm).mem.iter().enumerate().find_map(|(i, m)| {
         (ipa >= m.ipa && ipa - m.ipa < m.size)
-            .then(|| rt(vm).region_pa[i].load(Ordering::Relaxed) + (ipa - m.ipa))
+            .then(|| PhysAddr(rt(vm).region_pa[i].load(Ordering::Relaxed) + (ipa - m.ipa)))
     })
 }
 
 /// Whether `[ipa, ipa + len)` lies inside one RAM region of VM `vm`.
-pub fn vm_ram_contains(vm: usize, ipa: u64, len: u64) -> bool {
+pub fn vm_ram_contains(vm: usize, ipa: GuestPhysAddr, len: u64) -> bool {
+    let ipa = ipa.0;
     desc(vm)
         .mem
         .iter()
         .any(|m| ipa >= m.ipa && len <= m.size && ipa - m.ipa <= m.size - len)
 }
 
-fn contiguous_pa(vm: usize, ipa: u64, len: u64) -> Option<u64> {
+fn contiguous_pa(vm: usize, ipa: GuestPhysAddr, len: u64) -> Option<PhysAddr> {
     vm_ram_contains(vm, ipa, len)
         .then(|| ipa_to_pa(vm, ipa))
         .flatten()
