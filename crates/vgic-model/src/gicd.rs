@@ -160,6 +160,8 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
             (_, CTLR) => {
                 let old = self.ctlr;
                 self.ctlr = merge(old, value, mask) & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                // Group enables decide what wants an LR: look at every private interrupt again.
+                self.hint = [u32::MAX; MAX_VCPUS];
                 if self.ctlr & !old != 0 {
                     self.kick_all_ready(fx);
                 }

@@ -77,6 +77,11 @@ pub struct Vgic<const MAX_VCPUS: usize, const MAX_IRQS: usize> {
     /// them instead of every SPI slot: it runs on the interrupt-injection path.
     pub(crate) owned: [u16; MAX_IRQS],
     pub(crate) owned_count: usize,
+    /// Per vCPU, a superset of its private interrupts that may want an LR: a bit is set
+    /// whenever that interrupt's state is touched (`irq_mut`) or the group enables change,
+    /// and cleared by `next_for_lr` when it finds the interrupt does not want one. The LR
+    /// policy then looks only at these instead of all 32 (it runs on the injection path).
+    pub(crate) hint: [u32; MAX_VCPUS],
 }
 
 impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
@@ -104,6 +109,7 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
             denied_read: None,
             owned: [0; MAX_IRQS],
             owned_count: 0,
+            hint: [u32::MAX; MAX_VCPUS],
         }
     }
 
@@ -150,6 +156,7 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
         self.version = cfg.version;
         self.vcpus = cfg.vcpus;
         self.ctlr = 0;
+        self.hint = [u32::MAX; MAX_VCPUS];
         self.asleep = if cfg.vcpus == 32 {
             u32::MAX
         } else {
@@ -218,7 +225,10 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
 
     pub(crate) fn irq_mut(&mut self, l: Loc) -> &mut Irq {
         match l {
-            Loc::Private(v, i) => &mut self.private[v][i as usize],
+            Loc::Private(v, i) => {
+                self.hint[v] |= 1 << i;
+                &mut self.private[v][i as usize]
+            }
             Loc::Shared(i) => &mut self.shared[i as usize],
         }
     }
@@ -507,9 +517,27 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
     /// are active, or pending + enabled + group-enabled: active ones first (the guest must
     /// find them in an LR to deactivate them), then the lowest (priority, INTID).
     fn best(&self, vcpu: usize) -> Option<Loc> {
+        self.best_and_stale(vcpu).0
+    }
+
+    /// Checks the LR-policy hint against a full scan: every private interrupt that wants an LR
+    /// has its hint bit. For tests (the hint is an internal optimisation).
+    #[doc(hidden)]
+    pub fn hint_is_consistent(&self) -> bool {
+        (0..self.vcpus).all(|v| {
+            self.private[v]
+                .iter()
+                .enumerate()
+                .all(|(i, irq)| !self.wants_lr(irq) || self.hint[v] & (1 << i) != 0)
+        })
+    }
+
+    /// The best candidate, and the hinted private interrupts found not to want an LR.
+    fn best_and_stale(&self, vcpu: usize) -> (Option<Loc>, u32) {
         if vcpu >= self.vcpus {
-            return None;
+            return (None, 0);
         }
+        let mut stale = 0u32;
         let mut best: Option<((bool, u8), Loc)> = None;
         let mut consider = |irq: &Irq, l: Loc| {
             let key = (!irq.has(ACTIVE), irq.priority);
@@ -518,9 +546,15 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
                 best = Some((key, l));
             }
         };
-        for (i, irq) in self.private[vcpu].iter().enumerate() {
+        let mut bits = self.hint[vcpu];
+        while bits != 0 {
+            let i = bits.trailing_zeros();
+            bits &= bits - 1;
+            let irq = &self.private[vcpu][i as usize];
             if self.wants_lr(irq) {
-                consider(irq, Loc::Private(vcpu, i as u32));
+                consider(irq, Loc::Private(vcpu, i));
+            } else {
+                stale |= 1 << i;
             }
         }
         // Owned SPIs, kept in INTID order (the tie-break on equal keys keeps the lowest INTID).
@@ -530,7 +564,7 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
                 consider(irq, Loc::Shared(u32::from(i)));
             }
         }
-        best.map(|(_, l)| l)
+        (best.map(|(_, l)| l), stale)
     }
 
     /// Whether [`next_for_lr`](Vgic::next_for_lr) would return something for `vcpu`.
@@ -553,8 +587,11 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
     /// either swap them (returning the old one as `Pending`) or return the new one with the
     /// state it was handed out with.
     pub fn next_for_lr(&mut self, vcpu: usize) -> Option<(LrEntry, LrState)> {
-        let l = self.best(vcpu)?;
-        Some(self.take_for_lr(vcpu, l))
+        let (l, stale) = self.best_and_stale(vcpu);
+        if vcpu < self.vcpus {
+            self.hint[vcpu] &= !stale;
+        }
+        Some(self.take_for_lr(vcpu, l?))
     }
 
     /// Like [`next_for_lr`](Vgic::next_for_lr), but for one interrupt: `intid` (of `vcpu` if

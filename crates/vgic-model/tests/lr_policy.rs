@@ -620,6 +620,7 @@ proptest! {
                     }
                 }
             }
+            prop_assert!(v.hint_is_consistent());
             prop_assert!(fx.kick & !0b11 == 0);
             if let Some((off, write)) = fx.denied {
                 prop_assert!(write);
