@@ -21,7 +21,17 @@
 //! machine_gic = 2            # QEMU's gic-version when it must differ from `gic` (the image's);
 //!                            # default: the same (Tessera scenarios only)
 //! virtualization = true      # QEMU's virtualization=on (EL2); default: true, false if bare
+//! input = [{ after = 'regex', send = "text" }, ...]
+//!                            # console input: when a line matches `after`, `send` goes to
+//!                            # QEMU's stdin (the serial console); in order, each entry once
 //! ```
+//!
+//! `input` entries wait for their turn: entry k+1 is only matched against lines after the one
+//! that fired entry k (a line fires at most one entry). `send` takes TOML's escapes when it is
+//! a basic string ("\r", "\u0014"), and then, in any string, `\n`, `\r`, `\t`, `\\` and
+//! `\xHH` (so `'\x14'` works as a literal string). An entry that never fired fails the run.
+//! Without `input`, QEMU's stdin is /dev/null. Tessera's console switches input between VMs with
+//! Ctrl-T (0x14) then the VM's number; Ctrl-A is QEMU's own escape and cannot be sent.
 //!
 //! `machine_gic` and `virtualization = false` exist to run an image on a machine it was not
 //! built for (the `boot-error-*` scenarios: Tessera must refuse to boot, and say why).
@@ -80,6 +90,16 @@ pub struct Scenario {
     pub machine_gic: Option<u8>,
     #[serde(default)]
     pub virtualization: Option<bool>,
+    #[serde(default)]
+    pub input: Vec<Input>,
+}
+
+/// One piece of console input: `send` once a line matches `after`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub after: String,
+    pub send: String,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -133,6 +153,43 @@ pub struct Compiled {
     pub expect: Vec<Regex>,
     pub forbid: Vec<Regex>,
     pub order: Vec<Regex>,
+    /// `input`, compiled: (after, the bytes to send).
+    pub input: Vec<(Regex, Vec<u8>)>,
+}
+
+/// `send` with the escapes `\n`, `\r`, `\t`, `\\` and `\xHH` decoded.
+pub fn unescape(send: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(send.len());
+    let mut bytes = send.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'n') => out.push(b'\n'),
+            Some(b'r') => out.push(b'\r'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+                let v = std::str::from_utf8(&hex)
+                    .ok()
+                    .filter(|h| h.len() == 2 && h.bytes().all(|d| d.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "`\\x` needs two hex digits, got {:?}",
+                            String::from_utf8_lossy(&hex)
+                        )
+                    })?;
+                out.push(v);
+            }
+            Some(c) => return Err(format!("unknown escape `\\{}`", c as char)),
+            None => return Err("a lone `\\` at the end".into()),
+        }
+    }
+    Ok(out)
 }
 
 fn compile_all(file: &Path, field: &str, res: &[String]) -> Result<Vec<Regex>> {
@@ -177,6 +234,30 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
             );
         }
     }
+    let mut input = Vec::new();
+    for (i, e) in scenario.input.iter().enumerate() {
+        let after = Regex::new(&e.after).with_context(|| {
+            format!(
+                "{}: bad regex in input[{i}].after: {:?}",
+                file.display(),
+                e.after
+            )
+        })?;
+        let send = unescape(&e.send).map_err(|why| {
+            anyhow::anyhow!("{}: input[{i}].send {:?}: {why}", file.display(), e.send)
+        })?;
+        if send.is_empty() {
+            bail!("{}: input[{i}].send is empty", file.display());
+        }
+        if send.contains(&0x01) {
+            bail!(
+                "{}: input[{i}].send contains Ctrl-A, QEMU's console escape (it would not \
+                 reach the guest)",
+                file.display()
+            );
+        }
+        input.push((after, send));
+    }
     let mut forbid = scenario.forbid.clone();
     if !scenario.allow_fatal {
         forbid.extend(IMPLICIT_FORBID.iter().map(|s| s.to_string()));
@@ -185,6 +266,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
         expect: compile_all(file, "expect", &scenario.expect)?,
         forbid: compile_all(file, "forbid", &forbid)?,
         order: compile_all(file, "order", &scenario.order)?,
+        input,
         scenario,
     })
 }
@@ -346,6 +428,38 @@ mod tests {
         assert!(!odd.scenario.virtualization());
         let bare_el2 = sc("name='x'\nbare=true\nguest='hello'\nvirtualization=true");
         assert!(bare_el2.scenario.virtualization());
+    }
+
+    #[test]
+    fn input_entries() {
+        let c = sc(r#"
+name = 'x'
+input = [
+    { after = '^\[a\] ready', send = "one\r" },
+    { after = 'b', send = "\u0014" },
+    { after = 'c', send = '\x141two\r\n\\' },
+]
+"#);
+        let sends: Vec<&[u8]> = c.input.iter().map(|(_, s)| s.as_slice()).collect();
+        assert_eq!(sends, [&b"one\r"[..], &[0x14][..], &b"\x141two\r\n\\"[..]]);
+        assert!(c.input[0].0.is_match("[a] ready"));
+        assert!(sc("name='x'").input.is_empty());
+        for bad in [
+            "input = [{ after = '(', send = 'x' }]",
+            "input = [{ after = 'a', send = '' }]",
+            "input = [{ after = 'a', send = '\\q' }]",
+            "input = [{ after = 'a', send = '\\x1' }]",
+            "input = [{ after = 'a', send = '\\x+1' }]",
+            "input = [{ after = 'a', send = '\\' }]",
+            "input = [{ after = 'a', send = '\\x01x' }]",
+            "input = [{ after = 'a' }]",
+            "input = [{ after = 'a', send = 'x', when = 1 }]",
+        ] {
+            assert!(
+                parse(Path::new("t"), &format!("name='x'\n{bad}")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -385,10 +386,15 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
     };
     let mut cmd: Command = spec.command();
     cmd.current_dir(&paths.root)
-        .stdin(Stdio::null())
+        // With `input`, stdin is a pipe the feeder writes to and keeps open until QEMU ends.
+        .stdin(if c.input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::from(file))
         .stderr(Stdio::from(err));
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return fail(format!(
@@ -396,19 +402,80 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
             ))
         }
     };
-    let outcome = match qemu::wait(child, Some(Duration::from_secs(s.timeout))) {
+    let timeout = Some(Duration::from_secs(s.timeout));
+    let (waited, fired) = match child.stdin.take() {
+        None => (qemu::wait(child, timeout), 0),
+        Some(stdin) => {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|scope| {
+                let feeder = scope.spawn(|| feed_input(&log, &c.input, stdin, &stop));
+                let waited = qemu::wait(child, timeout);
+                stop.store(true, Ordering::Relaxed);
+                (waited, feeder.join().unwrap_or(0))
+            })
+        }
+    };
+    let outcome = match waited {
         Ok(o) => o,
         Err(e) => return fail(format!("{e:#}")),
     };
     let bytes = std::fs::read(&log).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
-    let problems = scenario::judge(c, outcome, &text);
+    let mut problems = scenario::judge(c, outcome, &text);
+    if let Some((after, _)) = c.input.get(fired) {
+        problems.push(format!(
+            "input: entry {fired} (of {}) was never sent: no line matched /{after}/ after the \
+             previous entry's",
+            c.input.len()
+        ));
+    }
     Outcome {
         name,
         passed: problems.is_empty(),
         time: start.elapsed(),
         detail: problems,
     }
+}
+
+/// Follows the serial log as QEMU writes it and sends each `input` entry to QEMU's stdin once
+/// a whole line matches its `after` (entries in order, a line fires at most one). Keeps stdin
+/// open until `stop` (QEMU has ended). Returns how many entries were sent.
+fn feed_input(
+    log: &Path,
+    input: &[(regex::Regex, Vec<u8>)],
+    mut stdin: ChildStdin,
+    stop: &AtomicBool,
+) -> usize {
+    let mut reader = File::open(log).ok();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut next = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut progress = false;
+        if let Some(r) = reader.as_mut().filter(|_| next < input.len()) {
+            while let Ok(n @ 1..) = r.read(&mut chunk) {
+                pending.extend_from_slice(&chunk[..n]);
+                progress = true;
+            }
+        }
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let Some((after, send)) = input.get(next) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&line);
+            if after.is_match(text.trim_end_matches(['\r', '\n'])) {
+                // QEMU may already be gone (the judge then reports why): ignore EPIPE.
+                let _ = stdin.write_all(send).and_then(|()| stdin.flush());
+                next += 1;
+            }
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    drop(stdin);
+    next
 }
 
 fn print_result(

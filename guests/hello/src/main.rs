@@ -1,8 +1,10 @@
 //! `hello`: the smallest useful Tessera guest (also boots bare on QEMU `virt`).
 //!
-//! Prints its view of the machine, tests a few MiB of its RAM, optionally burns `work=N`
-//! loop iterations (bootargs), starts every other CPU of its DTB with PSCI `CPU_ON` (each
-//! prints a line and powers off), waits for all of them to be off, and exits 0 (`hello: ok`).
+//! Prints its view of the machine, tests a few MiB of its RAM, optionally echoes `echo=N` lines
+//! of console input (bootargs; `hello: waiting for input`, then `hello: echo "<line>"` each,
+//! or `hello: FAILED no input` after 20 s), optionally burns `work=N` loop iterations, starts
+//! every other CPU of its DTB with PSCI `CPU_ON` (each prints a line and powers off), waits for
+//! all of them to be off, and exits 0 (`hello: ok`).
 //! On any failure it prints `hello: FAILED <why>` and exits 1.
 #![no_std]
 #![no_main]
@@ -10,9 +12,10 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
+use tessera_guest_rt::console::{self, ReadLineError};
 use tessera_guest_rt::dt::parse_u64;
 use tessera_guest_rt::psci::{self, AffinityState};
-use tessera_guest_rt::{abi, cpu, entry, println, tessera, BootInfo, MemRegion, MAX_CPUS};
+use tessera_guest_rt::{abi, cpu, entry, println, tessera, timer, BootInfo, MemRegion, MAX_CPUS};
 
 entry!(main);
 
@@ -20,6 +23,10 @@ entry!(main);
 const MEMTEST_BYTES: usize = 4 << 20;
 /// How long to wait for the other CPUs to power off.
 const CPU_TIMEOUT_SECS: u64 = 10;
+/// How long `echo=N` waits for its lines (all of them together).
+const ECHO_TIMEOUT_SECS: u64 = 20;
+/// Longest echoed line; the rest of a longer line is dropped.
+const ECHO_LINE_MAX: usize = 128;
 
 /// Set by each CPU after it printed its line.
 static DONE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
@@ -119,6 +126,17 @@ fn run(info: &'static BootInfo) -> Result<(), Failed> {
     }
 
     memory_test(info)?;
+
+    let echo = match info.bootarg("echo") {
+        None => 0,
+        Some(v) => match parse_u64(v) {
+            Some(n) => n,
+            None => fail!("bad echo={} in bootargs", v),
+        },
+    };
+    if echo > 0 {
+        echo_lines(echo)?;
+    }
 
     let resets = match info.bootarg("reset") {
         None => 0,
@@ -226,6 +244,26 @@ fn test_region(region: MemRegion) -> Result<(), (usize, u64, u64)> {
             if got != pattern(i) {
                 return Err((region.base + 8 * i, pattern(i), got));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `n` lines of console input and prints each back as `hello: echo "<line>"`.
+fn echo_lines(n: u64) -> Result<(), Failed> {
+    let deadline = timer::now() + ECHO_TIMEOUT_SECS * timer::frequency();
+    println!("hello: waiting for input ({} line(s))", n);
+    let mut buf = [0u8; ECHO_LINE_MAX];
+    for i in 0..n {
+        match console::read_line(&mut buf, deadline) {
+            Ok(len) => println!("hello: echo \"{}\"", buf[..len].escape_ascii()),
+            Err(ReadLineError::Timeout { len }) => fail!(
+                "no input: {} of {} line(s) after {} s (partial line: \"{}\")",
+                i,
+                n,
+                ECHO_TIMEOUT_SECS,
+                buf[..len].escape_ascii()
+            ),
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
-//! Polled PL011 console and the [`print!`](crate::print)/[`println!`](crate::println) macros.
+//! Polled PL011 console and the [`print!`](crate::print)/[`println!`](crate::println) macros;
+//! polled input with [`read_byte`] and [`read_line`].
 //!
 //! Under Tessera the UART is emulated by trapping, and only `UARTDR` (0x000) and `UARTFR`
-//! (0x018) are used. Bare, the runtime also sets `UARTCR` (UART, TX and RX enabled) once; the
+//! (0x018) are used (input reaches the VM that has the console's input focus). Bare, the runtime also sets `UARTCR` (UART, TX and RX enabled) once; the
 //! baud rate is whatever firmware or QEMU left. A lock makes each `print!`/`println!` call
 //! come out whole when several CPUs print.
 
@@ -18,6 +19,8 @@ use crate::dt::{BootInfo, DEFAULT_CONSOLE};
 register_bitfields! [u32,
     /// Flag register (PL011 TRM 3.3.3).
     FR [
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
         /// UART busy transmitting.
@@ -87,11 +90,25 @@ impl Pl011 {
         }
         self.regs.dr.set(u32::from(byte));
     }
+
+    /// One received byte, if the receive FIFO holds one (does not wait).
+    pub fn read_byte(&self) -> Option<u8> {
+        if self.regs.fr.is_set(FR::RXFE) {
+            None
+        } else {
+            // Bits 8..11 are the byte's error flags.
+            Some((self.regs.dr.get() & 0xff) as u8)
+        }
+    }
 }
 
 static UART: Once<Pl011> = Once::new();
 /// Serializes whole print calls between CPUs.
 static LINE_LOCK: Mutex<()> = Mutex::new(());
+/// Serializes input (an FR check and the DR read that follows it).
+static INPUT_LOCK: Mutex<()> = Mutex::new(());
+/// The last line [`read_line`] returned ended with '\r' (so a '\n' next is its "\r\n").
+static AFTER_CR: AtomicBool = AtomicBool::new(false);
 /// Bare metal: terminals want "\r\n". Under Tessera lines end with "\n" only.
 static CRLF: AtomicBool = AtomicBool::new(false);
 
@@ -160,6 +177,56 @@ pub fn write_bytes(bytes: &[u8]) {
     let Some(uart) = UART.get() else { return };
     for &b in bytes {
         uart.write_byte(b);
+    }
+}
+
+/// One byte of console input if one is waiting (polls FR.RXFE, then reads DR; never waits).
+/// `None` also before the console is initialized.
+pub fn read_byte() -> Option<u8> {
+    let uart = UART.get()?;
+    let _guard = INPUT_LOCK.lock();
+    uart.read_byte()
+}
+
+/// Why [`read_line`] returned no line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadLineError {
+    /// The counter passed the deadline; the bytes read so far are in the buffer.
+    Timeout {
+        /// How many bytes of a line had arrived.
+        len: usize,
+    },
+}
+
+/// Reads one line into `buf`, polling, until '\r' or '\n' (not stored; "\r\n" counts as one
+/// end of line) or until `CNTVCT` passes `deadline`. Returns the line's length; bytes beyond
+/// `buf`'s size are dropped.
+pub fn read_line(buf: &mut [u8], deadline: u64) -> Result<usize, ReadLineError> {
+    let mut len = 0;
+    loop {
+        match read_byte() {
+            Some(b'\n') if len == 0 && AFTER_CR.swap(false, Ordering::Relaxed) => {}
+            Some(b @ (b'\r' | b'\n')) => {
+                AFTER_CR.store(b == b'\r', Ordering::Relaxed);
+                return Ok(len);
+            }
+            Some(b) => {
+                AFTER_CR.store(false, Ordering::Relaxed);
+                if let Some(slot) = buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                }
+            }
+            None => {
+                if crate::timer::now() > deadline {
+                    return Err(ReadLineError::Timeout { len });
+                }
+                // Under Tessera each poll is a trap: do not hammer it.
+                for _ in 0..200 {
+                    core::hint::spin_loop();
+                }
+            }
+        }
     }
 }
 
