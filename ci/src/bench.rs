@@ -552,6 +552,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
             memory: o.memory.clone(),
             virtualization: false,
             gdb: false,
+            defmt_file: None,
             extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
         };
         let bare = timed_run(
@@ -586,6 +587,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 memory: o.memory.clone(),
                 virtualization: true,
                 gdb: false,
+                defmt_file: None,
                 extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
             };
             timed_run(

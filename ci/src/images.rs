@@ -34,6 +34,8 @@ pub struct HypervisorBuild {
     /// VM name → image file.
     pub overrides: Vec<(String, PathBuf)>,
     pub semihosting: bool,
+    /// defmt level compiled into the image (`DEFMT_LOG`); None: errors only.
+    pub log: Option<String>,
     /// Appended to the image file name (tests with guest overrides use it).
     pub suffix: Option<String>,
 }
@@ -69,6 +71,7 @@ impl HypervisorBuild {
             gic,
             overrides,
             semihosting,
+            log: None,
             suffix,
         })
     }
@@ -438,6 +441,14 @@ impl<'a> Builder<'a> {
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("TESSERA_") {
                 cmd.env_remove(&k);
+            }
+        }
+        match &hb.log {
+            Some(level) => {
+                cmd.env("DEFMT_LOG", level);
+            }
+            None => {
+                cmd.env_remove("DEFMT_LOG");
             }
         }
         cmd.env("TESSERA_BOARD", &hb.board)

@@ -93,6 +93,11 @@ struct RunArgs {
     /// Start QEMU halted with a gdb server on :1234 and print how to attach.
     #[arg(long)]
     gdb: bool,
+    /// Compile the hypervisor's defmt logging in at this level (DEFMT_LOG) and collect its
+    /// frames in target/tessera/defmt-<config>.bin, decoded after the run with defmt-print
+    /// when it is installed.
+    #[arg(long, value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log: Option<String>,
 }
 
 #[derive(Args)]
@@ -235,11 +240,44 @@ fn hypervisor_build(
     )
 }
 
+/// Decodes the hypervisor's defmt frames with `defmt-print`, or says how to.
+fn show_defmt_log(paths: &Paths, frames: &std::path::Path, elf: &std::path::Path) {
+    let frames_rel = util::display_rel(paths, frames);
+    let elf_rel = util::display_rel(paths, elf);
+    let decode = format!("defmt-print -e {elf_rel} < {frames_rel}");
+    let input = match std::fs::File::open(frames) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("xtask: no defmt log at {frames_rel} ({e})");
+            return;
+        }
+    };
+    println!("xtask: hypervisor defmt log ({decode}):");
+    let status = std::process::Command::new("defmt-print")
+        .args(["-e".as_ref(), elf.as_os_str()])
+        .stdin(input)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => println!("xtask: defmt-print ended with {s}; the frames are in {frames_rel}"),
+        Err(_) => println!(
+            "xtask: defmt-print is not installed; install it with `cargo install defmt-print \
+             --locked` (a few minutes), then decode with: {decode}"
+        ),
+    }
+}
+
 fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
     setup::ensure(paths)?;
     let mut builder = Builder::new(paths);
-    let hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    let mut hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    hb.log = args.log.clone();
     let built = builder.build_hypervisor(&hb)?;
+    let defmt_file = args.log.as_ref().map(|_| {
+        built
+            .image
+            .with_file_name(format!("defmt-{}.bin", hb.config_name))
+    });
     let spec = qemu::QemuSpec {
         kernel: built.image.clone(),
         gic: hb.gic,
@@ -248,6 +286,7 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
         memory: args.memory.clone(),
         virtualization: true,
         gdb: args.gdb,
+        defmt_file: defmt_file.clone(),
         extra: Vec::new(),
     };
     if args.gdb {
@@ -270,7 +309,11 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
         .spawn()
         .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
     let timeout = (!args.gdb).then(|| Duration::from_secs(args.timeout));
-    match qemu::wait(child, timeout)? {
+    let outcome = qemu::wait(child, timeout)?;
+    if let Some(f) = &defmt_file {
+        show_defmt_log(paths, f, &built.elf);
+    }
+    match outcome {
         qemu::Outcome::Exited(code) => {
             println!("xtask: QEMU exited with status {code}");
             Ok(code)

@@ -19,6 +19,9 @@ pub struct QemuSpec {
     pub virtualization: bool,
     /// `-s -S`: gdb server on :1234, halted at reset.
     pub gdb: bool,
+    /// Send the semihosting console (the hypervisor's defmt frames) to this file instead of
+    /// QEMU's stdout.
+    pub defmt_file: Option<PathBuf>,
     pub extra: Vec<String>,
 }
 
@@ -39,10 +42,17 @@ impl QemuSpec {
             "-m".into(),
             self.memory.clone(),
             "-nographic".into(),
-            "-semihosting".into(),
-            "-kernel".into(),
-            self.kernel.display().to_string(),
         ];
+        match &self.defmt_file {
+            Some(f) => a.extend([
+                "-chardev".into(),
+                format!("file,id=defmt0,path={}", f.display()),
+                "-semihosting-config".into(),
+                "enable=on,target=native,chardev=defmt0".into(),
+            ]),
+            None => a.push("-semihosting".into()),
+        }
+        a.extend(["-kernel".into(), self.kernel.display().to_string()]);
         if self.gdb {
             a.extend(["-s".into(), "-S".into()]);
         }

@@ -323,6 +323,7 @@ fn qemu_spec(c: &Compiled, spec: &ImageSpec, kernel: PathBuf) -> QemuSpec {
         memory: s.memory_arg(),
         virtualization: s.virtualization(),
         gdb: false,
+        defmt_file: None,
         extra: s.qemu_args.clone(),
     }
 }
@@ -541,6 +542,7 @@ mod tests {
             gic,
             overrides: Vec::new(),
             semihosting: true,
+            log: None,
             suffix: None,
         })
     }
