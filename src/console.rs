@@ -119,6 +119,12 @@ fn poll_input(state: &mut InputState) {
                 if n < VMS.len() {
                     state.focus = n;
                     hyp_println(format_args!("console input -> {}", VMS[n].name));
+                } else {
+                    hyp_println(format_args!(
+                        "console: Ctrl-T then 0..{} picks the VM that gets input (Ctrl-T Ctrl-T sends Ctrl-T); input stays with {}",
+                        VMS.len() - 1,
+                        VMS.get(state.focus).map_or("?", |v| v.name)
+                    ));
                 }
                 continue;
             }
@@ -143,4 +149,11 @@ pub fn vm_input_pop(vm: usize) -> Option<u8> {
     let mut s = INPUT.lock();
     poll_input(&mut s);
     s.queues.get_mut(vm).and_then(|q| q.pop_front())
+}
+
+/// Drops input VM `vm` has not read yet (it is being reset).
+pub fn vm_input_clear(vm: usize) {
+    if let Some(q) = INPUT.lock().queues.get_mut(vm) {
+        q.clear();
+    }
 }

@@ -264,6 +264,7 @@ pub fn reset_vm(vm: usize) -> ! {
             spins += 1;
         }
     }
+    console::vm_input_clear(vm);
     memory::wipe(vm);
     if let Err(e) = memory::load(vm) {
         hprintln!("vm {}: reload after reset failed: {}", d.name, e);
