@@ -309,8 +309,16 @@ fn fast_inject(core: usize, vm: usize, vcpu: usize, intid: u32, hw: Option<u32>)
             Some(_) => {}
         }
     }
+    let Some(i) = free else {
+        m.inject(vcpu, intid, hw);
+        return false;
+    };
+    if let Some(e) = m.inject_private_to_lr(vcpu, intid, hw) {
+        vif::lr_write(i, encode(&e, LrState::Pending));
+        lrs.entries[i] = Some(e);
+        return true;
+    }
     m.inject(vcpu, intid, hw);
-    let Some(i) = free else { return false };
     match m.next_for_lr_of(vcpu, intid) {
         Some((e, state)) => {
             vif::lr_write(i, encode(&e, state));
@@ -355,7 +363,8 @@ fn decode(raw: u64) -> (LrEntry, LrState) {
 /// exact: a newly pending higher-priority interrupt displaces a lower one still pending.
 pub fn flush_if_dirty() {
     let core = arch::core_index();
-    if !DIRTY[core].swap(false, Ordering::Acquire) {
+    // A plain load first: this runs on every exit, the exclusive swap only when needed.
+    if !DIRTY[core].load(Ordering::Relaxed) || !DIRTY[core].swap(false, Ordering::Acquire) {
         return;
     }
     let Some((vm, vcpu)) = vm::current() else {

@@ -113,7 +113,11 @@ pub fn park_current() -> ! {
 /// If this core's vCPU was asked to stop, stop it now (called after every trap and interrupt).
 pub fn kick_if_stopping() {
     if let Some((vm, vcpu)) = current() {
-        if rt(vm).vcpus[vcpu].transition(VcpuState::StopRequested, VcpuState::Off) {
+        let v = &rt(vm).vcpus[vcpu];
+        // A plain load first: this runs on every exit, the exclusive store rarely.
+        if v.state() == VcpuState::StopRequested
+            && v.transition(VcpuState::StopRequested, VcpuState::Off)
+        {
             park_current();
         }
     }

@@ -23,7 +23,7 @@ pub(crate) const PRIORITY_MASK: u8 = 0xF8;
 
 const NO_HW: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Irq {
     pub flags: u16,
     pub priority: u8,

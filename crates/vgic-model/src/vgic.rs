@@ -57,6 +57,7 @@ impl Loc {
 ///   or when [`has_pending`](Vgic::has_pending) says more is waiting), but while an interrupt
 ///   sits in an LR the model only knows the state it was handed out with: guest reads of its
 ///   pending/active bits show that, and guest writes clearing them reach the model only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Vgic<const MAX_VCPUS: usize, const MAX_IRQS: usize> {
     pub(crate) version: Version,
     /// 0 until `init`.
@@ -606,6 +607,44 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
         let irq = self.irq(l);
         let mine = matches!(l, Loc::Private(..)) || usize::from(irq.vcpu) == vcpu;
         (mine && self.wants_lr(irq)).then(|| self.take_for_lr(vcpu, l))
+    }
+
+    /// The injection fast path for a private interrupt (a PPI, or a GICv3 SGI, of `vcpu`)
+    /// that is idle in the model (not pending, active or in an LR), enabled and
+    /// group-enabled: makes it pending and hands it straight to an LR, leaving the model
+    /// exactly as [`inject`](Vgic::inject) followed by [`next_for_lr_of`](Vgic::next_for_lr_of)
+    /// would, without their general bookkeeping. `None`, with nothing changed, otherwise:
+    /// then use those two. Valid only when a list register is free (see `next_for_lr_of`).
+    pub fn inject_private_to_lr(
+        &mut self,
+        vcpu: usize,
+        intid: u32,
+        hw: Option<u32>,
+    ) -> Option<LrEntry> {
+        if vcpu >= self.vcpus || intid >= FIRST_SPI || (self.version == Version::V2 && intid < 16) {
+            return None;
+        }
+        let ctlr = self.ctlr;
+        let irq = &mut self.private[vcpu][intid as usize];
+        let group = if irq.has(GROUP1) {
+            CTLR_ENABLE_GRP1
+        } else {
+            CTLR_ENABLE_GRP0
+        };
+        if irq.has(PENDING | ACTIVE | IN_LR) || !irq.has(ENABLED) || ctlr & group == 0 {
+            return None;
+        }
+        irq.set(IN_LR | LR_PENDING, true);
+        irq.set_hw(None);
+        self.hint[vcpu] |= 1 << intid;
+        Some(LrEntry {
+            intid,
+            priority: irq.priority,
+            hw,
+            source_cpu: 0,
+            group1: irq.has(GROUP1),
+            eoi: false,
+        })
     }
 
     fn take_for_lr(&mut self, vcpu: usize, l: Loc) -> (LrEntry, LrState) {

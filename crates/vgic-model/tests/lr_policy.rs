@@ -641,3 +641,60 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The fast path of a private interrupt leaves the model exactly as `inject` then
+    /// `next_for_lr_of` would, or changes nothing when it declines.
+    #[test]
+    fn private_fast_path_matches_the_general_one(
+        version in prop_oneof![Just(Version::V2), Just(Version::V3)],
+        intid in prop_oneof![Just(27u32), Just(25u32), 0u32..16],
+        enabled in any::<bool>(),
+        group1 in any::<bool>(),
+        ctlr in 0u64..4,
+        priority in any::<u8>(),
+        pending in any::<bool>(),
+        active in any::<bool>(),
+        hw in prop_oneof![Just(None), Just(Some(27u32))],
+    ) {
+        let mut v = vgic(version, 2, &[]);
+        let mut fx = Effects::new();
+        let (enable_reg, bit) = bit_reg(ISENABLER, intid);
+        let (group_reg, _) = bit_reg(IGROUPR, intid);
+        let (pend_reg, _) = bit_reg(ISPENDR, intid);
+        let (act_reg, _) = bit_reg(ISACTIVER, intid);
+        let prio_reg = IPRIORITYR + u64::from(intid);
+        // Private registers: the redistributor's SGI frame on v3, the banked GICD on v2.
+        let mut write = |v: &mut TestVgic, off: u64, size: usize, val: u64| match version {
+            Version::V3 => v.gicr_write(0, 0x1_0000 + off, size, val, &mut fx),
+            Version::V2 => v.gicd_write(0, off, size, val, &mut fx),
+        };
+        write(&mut v, group_reg, 4, if group1 { bit } else { 0 });
+        write(&mut v, prio_reg, 1, u64::from(priority));
+        if enabled {
+            write(&mut v, enable_reg, 4, bit);
+        }
+        if pending {
+            write(&mut v, pend_reg, 4, bit);
+        }
+        if active {
+            write(&mut v, act_reg, 4, bit);
+        }
+        v.gicd_write(0, CTLR, 4, ctlr, &mut fx);
+
+        let before = v.clone();
+        let mut general = v.clone();
+        match v.inject_private_to_lr(0, intid, hw) {
+            Some(e) => {
+                general.inject(0, intid, hw);
+                let (g, state) = general.next_for_lr_of(0, intid).expect("general path lists it");
+                prop_assert_eq!(state, LrState::Pending);
+                prop_assert_eq!(g, e);
+                prop_assert!(v == general, "model states differ");
+            }
+            None => prop_assert!(v == before, "declined but changed the model"),
+        }
+    }
+}
