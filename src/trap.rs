@@ -188,20 +188,49 @@ fn current_or_fatal(frame: &TrapFrame) -> (usize, usize) {
 /// Report everything and stop the machine.
 fn hypervisor_fault(frame: &TrapFrame, kind: VectorKind) -> ! {
     let esr = Esr(ESR_EL2.get());
+    let core = arch::core_index();
     console::emergency_print(format_args!(
-        "\n[tessera] FATAL: unexpected {:?} exception on core {} (vCPU {:?})\n\
-         [tessera]   ESR_EL2 {:#018x} ({}, ISS {:#x})\n\
-         [tessera]   FAR_EL2 {:#018x}  ELR_EL2 {:#018x}  SPSR_EL2 {:#010x}\n",
-        kind,
-        arch::core_index(),
-        vm::current(),
+        "\n[tessera] FATAL: unexpected {:?} exception on core {} ",
+        kind, core
+    ));
+    // The vCPU the static partition gives this core (it need not have been running: an EL2
+    // fault may come from the boot path or from a handler working for another core).
+    match vm::current() {
+        Some((vm, vcpu)) => console::emergency_print(format_args!(
+            "(hosts vm {} vCPU {})\n",
+            vm::desc(vm).name,
+            vcpu
+        )),
+        None => console::emergency_print(format_args!("(hosts no vCPU)\n")),
+    }
+    // ESR_EL2 is 64 bits but its top half (ISS2) is zero on most cores: print 8 digits then.
+    console::emergency_print(format_args!(
+        "[tessera]   ESR_EL2 {:#010x} ({}, ISS {:#x}",
         esr.0,
         esr.class_name(),
-        esr.iss(),
+        esr.iss()
+    ));
+    match esr.abort_detail() {
+        Some(detail) => console::emergency_print(format_args!(": {})\n", detail)),
+        None => console::emergency_print(format_args!(")\n")),
+    }
+    console::emergency_print(format_args!(
+        "[tessera]   FAR_EL2 {:#018x}  ELR_EL2 {:#018x}  SPSR_EL2 {:#010x}\n",
         FAR_EL2.get(),
         ELR_EL2.get(),
         SPSR_EL2.get()
     ));
+    if matches!(
+        kind,
+        VectorKind::CurrentSync
+            | VectorKind::CurrentIrq
+            | VectorKind::CurrentFiq
+            | VectorKind::CurrentSError
+    ) {
+        // Taken at EL2 on SP_EL2: the vector pushed the frame just below the interrupted SP.
+        let sp = frame as *const TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64;
+        console::emergency_print(format_args!("[tessera]   SP_EL2  {:#018x}\n", sp));
+    }
     for (i, pair) in frame.x.chunks(4).enumerate() {
         console::emergency_print(format_args!("[tessera]  "));
         for (j, v) in pair.iter().enumerate() {

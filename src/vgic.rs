@@ -88,6 +88,19 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// VM `vm` is being reset (all its vCPUs are stopped): its virtual GIC goes back to the reset
+/// state, and the physical interrupts it owns are disabled and deactivated (one it left
+/// active would otherwise never fire again).
+pub fn reset_vm(vm: usize) -> Result<(), &'static str> {
+    for dev in vm::desc(vm).devices {
+        for &irq in dev.irqs {
+            gic::disable(irq, 0);
+            gic::deactivate(irq);
+        }
+    }
+    init_vm(vm)
+}
+
 /// Per-core set-up: the interrupts this core takes for its vCPU.
 pub fn init_core(core: usize) {
     let mpidr = vm::core_mpidr(core);

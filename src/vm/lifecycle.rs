@@ -269,6 +269,10 @@ pub fn reset_vm(vm: usize) -> ! {
         }
     }
     console::vm_input_clear(vm);
+    if let Err(e) = crate::vgic::reset_vm(vm) {
+        hprintln!("vm {}: vGIC reset failed: {}", d.name, e);
+        finish_vm(vm, VmEnd::Stopped);
+    }
     memory::wipe(vm);
     if let Err(e) = memory::load(vm) {
         hprintln!("vm {}: reload after reset failed: {}", d.name, e);

@@ -103,6 +103,7 @@ fn main(info: &'static BootInfo) -> u32 {
     match outcome {
         Ok(Pass::Ok) => {
             println!("irqtest: {}: ok", name);
+            reset_if_asked(info, name);
             0
         }
         Ok(Pass::Skipped(why)) => {
@@ -110,6 +111,40 @@ fn main(info: &'static BootInfo) -> u32 {
             0
         }
         Err(Fail) => 1,
+    }
+}
+
+/// `reset=N` in the bootargs (under Tessera): after a passing run, reset the VM from inside a
+/// virtual timer interrupt handler, until it has been reset N times (Tessera's ResetCount).
+fn reset_if_asked(info: &'static BootInfo, name: &str) {
+    let Some(n) = info.bootarg("reset").and_then(parse_u64) else {
+        return;
+    };
+    if !info.tessera {
+        return;
+    }
+    let done = tessera_guest_rt::tessera::reset_count().unwrap_or(u64::MAX);
+    if done >= n {
+        println!("irqtest: {}: passed again after {} reset(s)", name, done);
+        return;
+    }
+    println!(
+        "irqtest: {}: resetting from a timer interrupt ({} of {})",
+        name,
+        done + 1,
+        n
+    );
+    RESET_IN_HANDLER.store(true, Ordering::SeqCst);
+    let intid = timer::virt_intid();
+    irq::set_handler(intid, Some(on_tick));
+    if irq::enable(intid).is_err() {
+        println!("irqtest: FAILED cannot enable the timer for the reset");
+        tessera_guest_rt::exit(1);
+    }
+    timer::set_virt_after(timer::ticks_from_us(1000));
+    irq::enable_local();
+    loop {
+        irq::wait();
     }
 }
 
@@ -147,7 +182,20 @@ const TIMER_MS: u64 = 200;
 /// Timer rate.
 const TIMER_HZ: u64 = 1000;
 
+/// Set when the next timer interrupt must reset the VM from inside its handler (`reset=N`).
+static RESET_IN_HANDLER: AtomicBool = AtomicBool::new(false);
+
 fn on_tick(_intid: u32) {
+    if RESET_IN_HANDLER.load(Ordering::Relaxed) {
+        // The timer interrupt is active (hardware-linked under Tessera) and never ended: the
+        // reset must still leave the next boot a working timer.
+        let conduit = tessera_guest_rt::boot_info().psci;
+        if let Some(c) = conduit {
+            let e = tessera_guest_rt::psci::system_reset(c);
+            println!("irqtest: FAILED SYSTEM_RESET returned {:?}", e);
+        }
+        tessera_guest_rt::exit(1);
+    }
     // Next deadline relative to the previous one: no drift. A late tick catches up here, in
     // the handler, rather than by leaving the timer asserted: a level interrupt still raised
     // at EOI is legal, but QEMU's GICv2 does not re-signal a hardware-linked one that the

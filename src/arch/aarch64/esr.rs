@@ -117,6 +117,57 @@ impl Esr {
     pub fn imm16(self) -> u16 {
         (self.0 & 0xffff) as u16
     }
+
+    /// For an instruction or data abort (any EL), its fault status and access in words, for
+    /// fault reports (`translation fault, level 1, read`); None for other classes.
+    pub fn abort_detail(self) -> Option<AbortDetail> {
+        matches!(self.ec_raw(), 0x20 | 0x21 | 0x24 | 0x25).then_some(AbortDetail(self))
+    }
+}
+
+/// What an abort's ISS says (Arm ARM D24.2.40: DFSC/IFSC, WnR, CM, S1PTW, FnV).
+pub struct AbortDetail(Esr);
+
+impl core::fmt::Display for AbortDetail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let esr = self.0;
+        let fsc = esr.fsc();
+        let level = fsc & 3;
+        match fsc {
+            0x00..=0x03 => write!(f, "address size fault, level {level}")?,
+            0x04..=0x07 => write!(f, "translation fault, level {level}")?,
+            0x08..=0x0b => write!(f, "access flag fault, level {level}")?,
+            0x0c..=0x0f => write!(f, "permission fault, level {level}")?,
+            0x10 => f.write_str("synchronous external abort")?,
+            0x11 => f.write_str("tag check fault")?,
+            0x14..=0x17 => write!(f, "external abort on a table walk, level {level}")?,
+            0x18 => f.write_str("parity/ECC error")?,
+            0x1c..=0x1f => write!(f, "parity/ECC error on a table walk, level {level}")?,
+            0x21 => f.write_str("alignment fault")?,
+            0x30 => f.write_str("TLB conflict abort")?,
+            0x31 => f.write_str("unsupported atomic hardware update")?,
+            other => write!(f, "fault status {other:#04x}")?,
+        }
+        let data = matches!(esr.ec_raw(), 0x24 | 0x25);
+        if data {
+            // CM: a cache maintenance instruction (which also sets WnR).
+            f.write_str(if esr.0 & (1 << 8) != 0 {
+                ", cache maintenance"
+            } else if esr.is_write() {
+                ", write"
+            } else {
+                ", read"
+            })?;
+        }
+        if esr.s1ptw() {
+            f.write_str(", on a stage-1 table walk")?;
+        }
+        // FnV: FAR does not hold the faulting address (data aborts only).
+        if data && esr.0 & (1 << 10) != 0 {
+            f.write_str(", FAR not valid")?;
+        }
+        Ok(())
+    }
 }
 
 /// Builds the ESR of a synchronous external abort to inject into EL1 (data or instruction,

@@ -252,10 +252,27 @@ pub mod vif {
         ICH_HCR_EL2.set(1 | ((underflow_irq as u64) << 1));
     }
 
-    /// Resets the virtual interface for a vCPU that starts from scratch.
+    /// Resets the virtual interface for a vCPU that starts from scratch, including the
+    /// active-priority registers: a vCPU stopped inside an interrupt handler leaves its
+    /// priority marked active there, which would mask every later interrupt of that priority.
     pub fn reset() {
         for i in 0..lr_count() {
             lr_write(i, 0);
+        }
+        // ICH_VTR_EL2.PRIbits = priority bits − 1; 5 bits → AP*R0, 6 → AP*R0–1, 7 → AP*R0–3
+        // (the others do not exist: writing them is UNDEFINED).
+        let pribits = ((ICH_VTR_EL2.get() >> 29) & 7) + 1;
+        ICH_AP0R0_EL2.set(0);
+        ICH_AP1R0_EL2.set(0);
+        if pribits >= 6 {
+            ICH_AP0R1_EL2.set(0);
+            ICH_AP1R1_EL2.set(0);
+        }
+        if pribits >= 7 {
+            ICH_AP0R2_EL2.set(0);
+            ICH_AP1R2_EL2.set(0);
+            ICH_AP0R3_EL2.set(0);
+            ICH_AP1R3_EL2.set(0);
         }
         ICH_VMCR_EL2.set(0);
         set_control(false);
