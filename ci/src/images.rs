@@ -34,6 +34,9 @@ pub struct HypervisorBuild {
     /// VM name → image file.
     pub overrides: Vec<(String, PathBuf)>,
     pub semihosting: bool,
+    /// Further cargo features of `tessera` (besides `semihosting`), e.g. `selftest-el2-fault`;
+    /// each is part of the image file name.
+    pub features: Vec<String>,
     /// defmt level compiled into the image (`DEFMT_LOG`); None: errors only.
     pub log: Option<String>,
     /// Appended to the image file name (tests with guest overrides use it).
@@ -71,20 +74,32 @@ impl HypervisorBuild {
             gic,
             overrides,
             semihosting,
+            features: Vec::new(),
             log: None,
             suffix,
         })
     }
 
-    /// `<board>-<config>-gic<N>[suffix]`
+    /// `<board>-<config>-gic<N>[+feature]...[suffix]`
     pub fn image_stem(&self) -> String {
+        let features: String = self.features.iter().map(|f| format!("+{f}")).collect();
         format!(
-            "{}-{}-gic{}{}",
+            "{}-{}-gic{}{features}{}",
             self.board,
             self.config_name,
             self.gic,
             self.suffix.as_deref().unwrap_or("")
         )
+    }
+
+    /// The value of cargo's `--features` (empty: none).
+    pub fn cargo_features(&self) -> String {
+        let semihosting = self.semihosting.then_some("semihosting");
+        semihosting
+            .into_iter()
+            .chain(self.features.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -418,12 +433,17 @@ impl<'a> Builder<'a> {
                 hb.gic
             );
         }
+        let features = hb.cargo_features();
         println!(
             "xtask: building tessera for board {}, config {}, GICv{}{} ...",
             hb.board,
             hb.config_name,
             hb.gic,
-            if hb.semihosting { " (semihosting)" } else { "" }
+            if features.is_empty() {
+                String::new()
+            } else {
+                format!(" ({features})")
+            }
         );
         let mut cmd = util::cargo(paths);
         cmd.args([
@@ -434,8 +454,8 @@ impl<'a> Builder<'a> {
             "--target",
             HYP_TARGET,
         ]);
-        if hb.semihosting {
-            cmd.args(["--features", "semihosting"]);
+        if !features.is_empty() {
+            cmd.args(["--features", &features]);
         }
         // Only the overrides of this build: never a stale TESSERA_* from the caller.
         for (k, _) in std::env::vars_os() {

@@ -15,6 +15,8 @@
 //! allow_fatal = false        # true drops the implied forbids
 //! order = ['regex', ...]     # must match lines in this order
 //! guests = { vm = "guests/adversary" }   # image overrides (--guest VM=PATH)
+//! features = []              # further cargo features of the tessera build (`semihosting` is
+//!                            # always on), e.g. ["selftest-el2-fault"]; Tessera scenarios only
 //! bare = false               # true: boot `guest` alone on QEMU, no Tessera, no EL2
 //! guest = "hello"            # the guest of a bare scenario
 //! qemu_args = []             # extra QEMU arguments
@@ -80,6 +82,8 @@ pub struct Scenario {
     pub order: Vec<String>,
     #[serde(default)]
     pub guests: BTreeMap<String, String>,
+    #[serde(default)]
+    pub features: Vec<String>,
     #[serde(default)]
     pub bare: bool,
     #[serde(default)]
@@ -233,6 +237,30 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
                 file.display()
             );
         }
+    }
+    for f in &scenario.features {
+        if f.is_empty()
+            || !f
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!(
+                "{}: features: {f:?} is not a cargo feature name (letters, digits, `-`, `_`)",
+                file.display()
+            );
+        }
+        if f == "semihosting" {
+            bail!(
+                "{}: features: `semihosting` is always on in scenarios; list only the others",
+                file.display()
+            );
+        }
+    }
+    if scenario.bare && !scenario.features.is_empty() {
+        bail!(
+            "{}: `features` are of the Tessera build; a bare scenario has none",
+            file.display()
+        );
     }
     let mut input = Vec::new();
     for (i, e) in scenario.input.iter().enumerate() {
@@ -409,6 +437,21 @@ mod tests {
         assert!(parse(Path::new("t"), "name='x'\ngic=4").is_err());
         assert!(parse(Path::new("t"), "name='x'\nmachine_gic=1").is_err());
         assert!(parse(Path::new("t"), "name='x'\nvirtualization='no'").is_err());
+        for bad in ["''", "'a,b'", "'a b'", "'semihosting'"] {
+            let text = format!("name='x'\nfeatures=[{bad}]");
+            assert!(parse(Path::new("t"), &text).is_err(), "{bad}");
+        }
+        assert!(parse(
+            Path::new("t"),
+            "name='x'\nbare=true\nguest='hello'\nfeatures=['selftest-el2-fault']"
+        )
+        .is_err());
+        assert_eq!(
+            sc("name='x'\nfeatures=['selftest-el2-fault']")
+                .scenario
+                .features,
+            ["selftest-el2-fault"]
+        );
         assert!(parse(
             Path::new("t"),
             "name='x'\nbare=true\nguest='hello'\nmachine_gic=2"

@@ -235,7 +235,12 @@ fn clippy_tessera(paths: &Paths, builder: &mut Builder) -> Result<()> {
     for g in images::guests_named_by_config(paths, &hb.config_path)? {
         builder.guest(&g)?;
     }
-    for features in [None, Some("semihosting")] {
+    // Every feature combination CI builds: hardware, QEMU, and QEMU with the EL2 fault selftest.
+    for features in [
+        None,
+        Some("semihosting"),
+        Some("semihosting,selftest-el2-fault"),
+    ] {
         let mut cmd = util::cargo(paths);
         cmd.args(["clippy", "-p", "tessera", "--target", HYP_TARGET]);
         if let Some(f) = features {
@@ -292,8 +297,32 @@ fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
         overrides.push((vm.clone(), PathBuf::from(path)));
     }
     let suffix = (!overrides.is_empty()).then(|| format!("-{}", s.name));
-    let hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, true, suffix)?;
+    let mut hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, true, suffix)?;
+    if !s.features.is_empty() {
+        let known = tessera_features(paths)?;
+        if let Some(f) = s.features.iter().find(|f| !known.contains(f)) {
+            bail!(
+                "features: tessera has no feature {f:?} (Cargo.toml [features]: {})",
+                known.join(", ")
+            );
+        }
+        // The same set in any order is the same image.
+        let mut features = s.features.clone();
+        features.sort();
+        features.dedup();
+        hb.features = features;
+    }
     Ok((hb.image_stem(), ImageSpec::Hypervisor(hb)))
+}
+
+/// The features of package `tessera` (the `[features]` of the root Cargo.toml).
+fn tessera_features(paths: &Paths) -> Result<Vec<String>> {
+    let manifest = util::read_toml(&paths.root.join("Cargo.toml"))?;
+    Ok(manifest
+        .get("features")
+        .and_then(|f| f.as_table())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default())
 }
 
 fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
@@ -542,6 +571,7 @@ mod tests {
             gic,
             overrides: Vec::new(),
             semihosting: true,
+            features: Vec::new(),
             log: None,
             suffix: None,
         })
@@ -582,6 +612,20 @@ mod tests {
         let spec = qemu_spec(&c, &hypervisor(3), PathBuf::from("t.bin"));
         assert_eq!(machine(&spec), "virt,gic-version=3");
         assert!(spec.describe().contains(" -semihosting "));
+    }
+
+    #[test]
+    fn features_make_their_own_image() {
+        let paths = Paths::discover().unwrap();
+        let key = |text: &str| plan_image(&paths, &compiled(text)).unwrap().0;
+        let plain = key("name='x'\ngic=3");
+        let fault = key("name='x'\ngic=3\nfeatures=['selftest-el2-fault']");
+        assert_eq!(plain, "qemu-virt-default-gic3");
+        assert_eq!(fault, "qemu-virt-default-gic3+selftest-el2-fault");
+        let twice = key("name='x'\ngic=3\nfeatures=['selftest-el2-fault', 'selftest-el2-fault']");
+        assert_eq!(twice, fault);
+        let err = plan_image(&paths, &compiled("name='x'\nfeatures=['no-such-feature']"));
+        assert!(format!("{:#}", err.err().unwrap()).contains("no feature"));
     }
 
     #[test]
