@@ -949,10 +949,19 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
                             K::MissingImage,
                             &v.name,
                             &field,
-                            format!(
-                                "{} does not exist (build the guests first: cargo xtask build)",
-                                path.display()
-                            ),
+                            if over.is_none() && !crate_toml.is_file() && !v.image.contains('/') {
+                                format!(
+                                    "`{}` is neither a guest of this repository (no guests/{}/Cargo.toml) nor an image file ({} does not exist)",
+                                    v.image,
+                                    v.image,
+                                    path.display()
+                                )
+                            } else {
+                                format!(
+                                    "{} does not exist (build the guests first: cargo xtask build)",
+                                    path.display()
+                                )
+                            },
                         ));
                         ImageState::Missing { path: path.clone() }
                     }
