@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
+use crate::el2trace::{self, Sample, Symbols};
 use crate::images::{Builder, HypervisorBuild};
 use crate::qemu::{self, Outcome, QemuSpec};
 use crate::util::{self, Paths};
@@ -51,6 +52,10 @@ pub struct Options {
     pub timeout: Duration,
     /// JSON output (default `target/bench/bench.json`).
     pub out: Option<PathBuf>,
+    /// Afterwards, count the EL2 instructions of the injection path in a QEMU trace.
+    pub el2_trace: bool,
+    /// Keep the (~300 MB) trace logs.
+    pub keep_trace: bool,
 }
 
 /// One figure line.
@@ -531,6 +536,9 @@ fn run_one(paths: &Paths, spec: &QemuSpec, log: &Path, timeout: Duration) -> Res
     Ok(parsed)
 }
 
+/// For --el2-trace: the Tessera run of a GIC version and a copy of its ELF, or why there is none.
+type TraceTarget = std::result::Result<(QemuSpec, PathBuf), String>;
+
 pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     let dir = paths.target.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -541,6 +549,9 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     let mut n = 0;
     let mut results = Vec::new();
     let mut failures = 0;
+    // Per GIC version, for --el2-trace: the Tessera run and a copy of its ELF (the next build
+    // overwrites cargo's).
+    let mut trace_targets: Vec<(u8, TraceTarget)> = Vec::new();
     for &gic in &o.gics {
         // (a) bare: the same bench.bin at EL1, no EL2.
         n += 1;
@@ -564,6 +575,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         );
         // (b) Tessera with the bench config, built for this GIC version.
         n += 1;
+        let mut trace_target = Err("the Tessera image was not built".to_string());
         let tessera = (|| -> Result<Parsed> {
             let hb = HypervisorBuild::new(
                 paths,
@@ -590,6 +602,18 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 defmt_file: None,
                 extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
             };
+            if o.el2_trace {
+                let elf = dir.join(format!("tessera-gic{gic}.elf"));
+                trace_target = std::fs::copy(&built.elf, &elf)
+                    .map(|_| (spec.clone(), elf.clone()))
+                    .map_err(|e| {
+                        format!(
+                            "cannot copy {} to {}: {e}",
+                            built.elf.display(),
+                            elf.display()
+                        )
+                    });
+            }
             timed_run(
                 paths,
                 &format!("[{n}/{total}] Tessera GICv{gic}"),
@@ -606,6 +630,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 println!("xtask: bench: GICv{gic} {what}: unavailable ({first})");
             }
         }
+        trace_targets.push((gic, trace_target));
         results.push(GicResult {
             gic,
             tessera: tessera.map_err(|e| format!("{e:#}")),
@@ -619,7 +644,37 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     for note in notes(&results) {
         println!("  note: {note}");
     }
-    let records: Vec<Record> = results.iter().flat_map(GicResult::records).collect();
+    let mut records: Vec<Record> = results.iter().flat_map(GicResult::records).collect();
+    if o.el2_trace {
+        let mut traced = Vec::new();
+        for (i, (gic, target)) in trace_targets.iter().enumerate() {
+            let what = format!("[{}/{}] EL2 trace GICv{gic}", i + 1, trace_targets.len());
+            let hint = results
+                .iter()
+                .find(|r| r.gic == *gic)
+                .and_then(|r| r.tessera.as_ref().ok())
+                .and_then(|p| p.figure("virq_latency"))
+                .map(|f| f.samples as usize);
+            let r = match target {
+                Ok((spec, elf)) => el2_trace_run(paths, o, &dir, &what, *gic, spec, elf, hint)
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e.clone()),
+            };
+            if let Err(e) = &r {
+                failures += 1;
+                println!(
+                    "xtask: bench: {what}: unavailable ({})",
+                    e.lines().next().unwrap_or("")
+                );
+            }
+            traced.push((*gic, r));
+        }
+        println!();
+        print!("{}", el2_table(&traced));
+        for (gic, r) in &traced {
+            records.extend(el2_records(*gic, r.as_ref().ok()));
+        }
+    }
     let out = o.out.clone().unwrap_or_else(|| dir.join("bench.json"));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -634,10 +689,179 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         util::display_rel(paths, &dir)
     );
     if failures > 0 {
-        println!("xtask: bench: {failures} of {total} run(s) failed (see above); their columns are unavailable");
+        let runs = total + if o.el2_trace { o.gics.len() } else { 0 };
+        println!("xtask: bench: {failures} of {runs} run(s) failed (see above); their columns are unavailable");
         return Ok(1);
     }
     Ok(0)
+}
+
+/// QEMU logging of an EL2 trace run: translated blocks, every block executed (unchained, so
+/// each is logged), exceptions.
+pub const EL2_TRACE_LOG: &str = "in_asm,exec,nochain,int";
+/// Functions listed per EL2 figure.
+const TOP_FUNCTIONS: usize = 10;
+/// The EL2 figures: (record name, table label).
+const EL2_FIGURES: [(&str, &str); 2] = [
+    ("el2_insns_virq", "virq (timer)"),
+    ("el2_insns_ipi", "ipi (receiver side)"),
+];
+
+/// One EL2 figure of one GIC version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct El2Figure {
+    /// (median, min, max); None without samples.
+    pub stats: Option<(u64, u64, u64)>,
+    pub samples: usize,
+    /// (instructions per sample, function).
+    pub top: Vec<(f64, String)>,
+}
+
+impl El2Figure {
+    fn new(samples: &[&Sample], syms: &Symbols) -> El2Figure {
+        El2Figure {
+            stats: el2trace::stats(samples),
+            samples: samples.len(),
+            top: el2trace::top_functions(samples, syms, TOP_FUNCTIONS),
+        }
+    }
+}
+
+/// The EL2 figures of one GIC version, in `EL2_FIGURES` order.
+pub type El2Result = [El2Figure; 2];
+
+/// Runs the Tessera bench image once more with QEMU's trace log, and counts.
+#[allow(clippy::too_many_arguments)]
+fn el2_trace_run(
+    paths: &Paths,
+    o: &Options,
+    dir: &Path,
+    what: &str,
+    gic: u8,
+    spec: &QemuSpec,
+    elf: &Path,
+    timer_hint: Option<usize>,
+) -> Result<El2Result> {
+    let syms = Symbols::read(paths, elf)?;
+    let trace = dir.join(format!("el2-trace-gic{gic}.log"));
+    let mut spec = spec.clone();
+    spec.extra.extend([
+        "-d".to_string(),
+        EL2_TRACE_LOG.to_string(),
+        "-D".to_string(),
+        trace.display().to_string(),
+    ]);
+    let _ = std::fs::remove_file(&trace);
+    let serial = dir.join(format!("gicv{gic}-el2-trace.log"));
+    let ran = timed_run(paths, what, &spec, &serial, o.timeout);
+    let counted = ran.and_then(|_| {
+        let start = Instant::now();
+        let size = std::fs::metadata(&trace).map(|m| m.len()).unwrap_or(0);
+        let file =
+            File::open(&trace).with_context(|| format!("QEMU wrote no {}", trace.display()))?;
+        let (samples, lines) =
+            el2trace::parse_reader(std::io::BufReader::with_capacity(1 << 20, file), syms.image)?;
+        println!(
+            "xtask: bench: {what}: parsed {} ({} MB, {lines} lines) in {:.1} s: {} IRQ -> virtual \
+             IRQ samples (Tessera image {:#x}..{:#x})",
+            util::display_rel(paths, &trace),
+            size / 1_000_000,
+            start.elapsed().as_secs_f64(),
+            samples.len(),
+            syms.image.0,
+            syms.image.1
+        );
+        if samples.is_empty() {
+            bail!(
+                "no physical IRQ followed by a virtual IRQ in {} (does this QEMU log \
+                 `Taking exception` lines for -d int?)",
+                util::display_rel(paths, &trace)
+            );
+        }
+        let (timer, ipi) =
+            el2trace::split(&samples, timer_hint.unwrap_or(samples.len().div_ceil(2)));
+        Ok([El2Figure::new(&timer, &syms), El2Figure::new(&ipi, &syms)])
+    });
+    if o.keep_trace {
+        println!(
+            "xtask: bench: {what}: trace kept in {}",
+            util::display_rel(paths, &trace)
+        );
+    } else {
+        let _ = std::fs::remove_file(&trace);
+    }
+    counted
+}
+
+/// The EL2 table: per figure and GIC version, median [min..max] and the sample count; then
+/// the top functions of each.
+pub fn el2_table(traced: &[(u8, std::result::Result<El2Result, String>)]) -> String {
+    const W: usize = 26;
+    let mut out = String::from(
+        "xtask: bench: EL2 instructions on the interrupt-injection path (Tessera-image \
+         instructions between the physical IRQ and the guest's virtual IRQ, same CPU; QEMU -d \
+         in_asm,exec,nochain,int)\n",
+    );
+    let _ = write!(out, "{:NAME_W$}", "figure (instructions)");
+    for (gic, _) in traced {
+        let _ = write!(out, " | {:>W$}", format!("GICv{gic} median [min..max] n"));
+    }
+    out.push('\n');
+    let _ = writeln!(out, "{}", "-".repeat(NAME_W + traced.len() * (W + 3)));
+    for (i, (_, label)) in EL2_FIGURES.iter().enumerate() {
+        let _ = write!(out, "{label:NAME_W$}");
+        for (_, r) in traced {
+            let cell = match r {
+                Err(_) => "unavailable".to_string(),
+                Ok(f) => match f[i].stats {
+                    Some((med, min, max)) => format!("{med} [{min}..{max}] {}", f[i].samples),
+                    None => "no samples".to_string(),
+                },
+            };
+            let _ = write!(out, " | {cell:>W$}");
+        }
+        out.push('\n');
+    }
+    for (gic, r) in traced {
+        let Ok(f) = r else { continue };
+        for (fig, (_, label)) in f.iter().zip(EL2_FIGURES) {
+            if fig.top.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  GICv{gic} {label}: top functions, instructions per sample"
+            );
+            for (k, name) in &fig.top {
+                let _ = writeln!(out, "    {k:8.1}  {name}");
+            }
+        }
+    }
+    out
+}
+
+/// The JSON records of one GIC version's EL2 figures (null values when the run failed).
+pub fn el2_records(gic: u8, r: Option<&El2Result>) -> Vec<Record> {
+    EL2_FIGURES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| {
+            let f = r.map(|r| &r[i]);
+            let stats = f.and_then(|f| f.stats);
+            Record {
+                name: name.to_string(),
+                gic,
+                value: stats.map(|s| s.0),
+                unit: "instructions".into(),
+                baseline: None,
+                baseline_source: None,
+                baseline_max: None,
+                ratio: None,
+                max: stats.map(|s| s.2),
+                samples: f.filter(|f| f.samples > 0).map(|f| f.samples as u64),
+            }
+        })
+        .collect()
 }
 
 fn timed_run(
@@ -823,6 +1047,47 @@ bench: done
             n.iter()
                 .any(|l| l.starts_with("GICv2 Tessera: build failed")),
             "{n:?}"
+        );
+    }
+
+    #[test]
+    fn el2_table_and_records() {
+        let fig = |med, n| El2Figure {
+            stats: Some((med, med - 70, med + 10)),
+            samples: n,
+            top: vec![(120.5, "tessera::irq::handle".to_string())],
+        };
+        let traced = vec![
+            (3, Ok([fig(450, 1000), fig(801, 1001)])),
+            (2, Err("QEMU exited with status 1".to_string())),
+        ];
+        let t = el2_table(&traced);
+        let virq = t.lines().find(|l| l.starts_with("virq (timer)")).unwrap();
+        assert!(
+            virq.contains("450 [380..460] 1000") && virq.contains("unavailable"),
+            "{t}"
+        );
+        let ipi = t.lines().find(|l| l.starts_with("ipi (receiver")).unwrap();
+        assert!(ipi.contains("801 [731..811] 1001"), "{t}");
+        assert!(
+            t.contains("GICv3 virq (timer): top functions")
+                && t.contains("   120.5  tessera::irq::handle"),
+            "{t}"
+        );
+        let mut recs = el2_records(3, traced[0].1.as_ref().ok());
+        recs.extend(el2_records(2, None));
+        let j = to_json(&recs);
+        assert!(
+            j.contains(
+                "{\"name\": \"el2_insns_virq\", \"gic\": 3, \"value\": 450, \"unit\": \
+                 \"instructions\", \"baseline\": null, \"ratio\": null, \"max\": 460, \
+                 \"samples\": 1000, \"baseline_source\": null, \"baseline_max\": null}"
+            ),
+            "{j}"
+        );
+        assert!(
+            j.contains("\"name\": \"el2_insns_ipi\", \"gic\": 2, \"value\": null"),
+            "{j}"
         );
     }
 }

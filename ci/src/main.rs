@@ -5,6 +5,7 @@
 
 mod bench;
 mod check;
+mod el2trace;
 mod images;
 mod qemu;
 mod scenario;
@@ -145,6 +146,14 @@ struct BenchArgs {
     /// Kill a QEMU run and fail it after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Afterwards, run the Tessera bench image once more per GIC version with QEMU's trace log
+    /// (-d in_asm,exec,nochain,int) and count the EL2 instructions between each physical IRQ
+    /// and the virtual IRQ it becomes (timer and IPI), with the top functions.
+    #[arg(long)]
+    el2_trace: bool,
+    /// With --el2-trace: keep the trace logs (target/bench/el2-trace-gicN.log, ~300 MB each).
+    #[arg(long, requires = "el2_trace")]
+    keep_trace: bool,
 }
 
 fn main() {
@@ -205,6 +214,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                     memory: "2G".into(),
                     timeout: Duration::from_secs(args.timeout),
                     out: args.out,
+                    el2_trace: args.el2_trace,
+                    keep_trace: args.keep_trace,
                 },
             )
         }

@@ -97,6 +97,11 @@ pub fn host_triple(paths: &Paths) -> Result<String> {
 
 /// `llvm-objcopy` of the rustup `llvm-tools` component.
 pub fn llvm_objcopy(paths: &Paths) -> Result<PathBuf> {
+    llvm_tool(paths, "llvm-objcopy")
+}
+
+/// A tool (`llvm-objcopy`, `llvm-nm`, ...) of the rustup `llvm-tools` component.
+pub fn llvm_tool(paths: &Paths, tool: &str) -> Result<PathBuf> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let sysroot = output(
         Command::new(&rustc)
@@ -107,7 +112,8 @@ pub fn llvm_objcopy(paths: &Paths) -> Result<PathBuf> {
     let bin = Path::new(sysroot.trim())
         .join("lib/rustlib")
         .join(host_triple(paths)?)
-        .join("bin/llvm-objcopy");
+        .join("bin")
+        .join(tool);
     if !bin.is_file() {
         bail!(
             "{} is missing; install it with `rustup component add llvm-tools` (or run `cargo \
