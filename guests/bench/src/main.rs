@@ -24,6 +24,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use tessera_guest_rt::event::{signal, wait_until};
 use tessera_guest_rt::psci::AffinityState;
 use tessera_guest_rt::{cpu, entry, irq, println, tessera, timer, BootInfo, GicVersion};
 
@@ -125,26 +126,6 @@ fn report(name: &str, samples: &mut [u64]) {
         samples[0],
         n
     );
-}
-
-/// Waits (`wfe`) until `done()` or `timeout` ticks pass; whether `done()` became true.
-fn wait_until(timeout: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = timer::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if timer::now() > deadline {
-            return done();
-        }
-        aarch64_cpu::asm::wfe();
-    }
-}
-
-/// Makes earlier stores visible and wakes CPUs waiting in `wfe`.
-fn signal() {
-    // SAFETY: a barrier and an event: no memory or register effects beyond ordering.
-    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
 }
 
 /// Takes a pending IRQ: unmask, synchronize (the interrupt is taken here), mask again.

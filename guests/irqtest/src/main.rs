@@ -23,6 +23,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use tessera_guest_rt::dt::parse_u64;
+use tessera_guest_rt::event::{signal, wait_until};
 use tessera_guest_rt::gic::{self, GICD_IPRIORITYR, GICD_IROUTER, GICD_ISENABLER};
 use tessera_guest_rt::gic::{GICD_ISPENDR, GICD_ITARGETSR};
 use tessera_guest_rt::psci::AffinityState;
@@ -146,27 +147,6 @@ fn reset_if_asked(info: &'static BootInfo, name: &str) {
     loop {
         irq::wait();
     }
-}
-
-/// Waits (`wfe`, which also yields to other vCPUs under QEMU) until `done()` or `timeout`
-/// counter ticks pass. Returns whether `done()` became true.
-fn wait_until(timeout: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = timer::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if timer::now() > deadline {
-            return done();
-        }
-        aarch64_cpu::asm::wfe();
-    }
-}
-
-/// Makes the flag stores visible and wakes CPUs waiting in `wfe`.
-fn signal() {
-    // SAFETY: a barrier and an event: no memory or register effects beyond ordering.
-    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack, preserves_flags)) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ pub mod boot;
 pub mod console;
 pub mod cpu;
 pub mod dt;
+pub mod event;
 pub mod exception;
 pub mod gic;
 pub mod irq;
