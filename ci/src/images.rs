@@ -322,13 +322,10 @@ impl<'a> Builder<'a> {
         let (package, bin) = guest_package(paths, name)?;
         println!("xtask: building guest {name} ...");
         util::run(
-            util::cargo(paths).args([
-                "build",
+            util::cargo_for_target(paths, "build", GUEST_TARGET).args([
                 "--release",
                 "-p",
                 &package,
-                "--target",
-                GUEST_TARGET,
             ]),
             &format!("building guest {name} (cargo build -p {package} --target {GUEST_TARGET})"),
         )?;
@@ -445,15 +442,8 @@ impl<'a> Builder<'a> {
                 format!(" ({features})")
             }
         );
-        let mut cmd = util::cargo(paths);
-        cmd.args([
-            "build",
-            "--release",
-            "-p",
-            "tessera",
-            "--target",
-            HYP_TARGET,
-        ]);
+        let mut cmd = util::cargo_for_target(paths, "build", HYP_TARGET);
+        cmd.args(["--release", "-p", "tessera"]);
         if !features.is_empty() {
             cmd.args(["--features", &features]);
         }

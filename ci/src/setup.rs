@@ -36,22 +36,42 @@ fn ensure_rust(paths: &Paths) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         println!("xtask: setup: adding Rust targets {}", missing.join(" "));
-        util::run(
+        let added = util::run(
             rustup(paths).args(["target", "add"]).args(&missing),
             "rustup target add",
-        )
-        .context("could not add the Rust targets; check network access to the Rust dist server")?;
+        );
+        if let Err(e) = added {
+            // Some dist mirrors serve no prebuilt standard library for bare-metal targets
+            // ("unavailable for download"): build `core` from source instead.
+            println!(
+                "xtask: setup: no prebuilt standard library for {} ({e:#}); \
+                 building core from source instead (rust-src component, -Zbuild-std)",
+                missing.join(" ")
+            );
+            ensure_component(paths, "rust-src", "the Rust standard library's source")?;
+        }
     }
+    ensure_component(paths, "llvm-tools", "llvm-objcopy")?;
+    util::llvm_objcopy(paths).map(|_| ())
+}
+
+/// Adds rustup component `name` (`what` says what it brings) unless it is installed.
+fn ensure_component(paths: &Paths, name: &str, what: &str) -> Result<()> {
     let components = util::output(rustup(paths).args(["component", "list", "--installed"]))
         .context("`rustup component list --installed` failed")?;
-    if !components.lines().any(|l| l.starts_with("llvm-tools")) {
-        println!("xtask: setup: adding the llvm-tools component (llvm-objcopy)");
+    if !components.lines().any(|l| l.starts_with(name)) {
+        println!("xtask: setup: adding the {name} component ({what})");
         util::run(
-            rustup(paths).args(["component", "add", "llvm-tools"]),
-            "rustup component add llvm-tools",
-        )?;
+            rustup(paths).args(["component", "add", name]),
+            &format!("rustup component add {name}"),
+        )
+        .with_context(|| {
+            format!(
+                "could not add the {name} component; check network access to the Rust dist server"
+            )
+        })?;
     }
-    util::llvm_objcopy(paths).map(|_| ())
+    Ok(())
 }
 
 /// Without rustup (a distribution toolchain), only check and explain.

@@ -114,12 +114,11 @@ pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>)
     }
     if selected("clippy-guests") {
         report.step("clippy-guests", || {
-            let mut cmd = util::cargo(paths);
-            cmd.arg("clippy");
+            let mut cmd = util::cargo_for_target(paths, "clippy", GUEST_TARGET);
             for g in guest_packages(paths)? {
                 cmd.args(["-p", &g]);
             }
-            cmd.args(["--target", GUEST_TARGET, "--", "-D", "warnings"]);
+            cmd.args(["--", "-D", "warnings"]);
             util::run(&mut cmd, "cargo clippy (guests)")
         });
     }
@@ -241,8 +240,8 @@ fn clippy_tessera(paths: &Paths, builder: &mut Builder) -> Result<()> {
         Some("semihosting"),
         Some("semihosting,selftest-el2-fault"),
     ] {
-        let mut cmd = util::cargo(paths);
-        cmd.args(["clippy", "-p", "tessera", "--target", HYP_TARGET]);
+        let mut cmd = util::cargo_for_target(paths, "clippy", HYP_TARGET);
+        cmd.args(["-p", "tessera"]);
         if let Some(f) = features {
             cmd.args(["--features", f]);
         }

@@ -65,6 +65,41 @@ pub fn cargo(paths: &Paths) -> Command {
     c
 }
 
+/// `cargo <subcommand> --target <target>` for one of the bare-metal AArch64 targets.
+///
+/// When the toolchain has no prebuilt standard library for `target` (some Rust dist mirrors
+/// offer only host components: `rustup target add` then fails with "unavailable for
+/// download"), `core` is built from the `rust-src` component instead (`-Zbuild-std`, allowed
+/// on a stable toolchain with `RUSTC_BOOTSTRAP=1`, as the Rust project's own builds do).
+/// Setup decides which of the two applies.
+pub fn cargo_for_target(paths: &Paths, subcommand: &str, target: &str) -> Command {
+    let mut c = cargo(paths);
+    c.args([subcommand, "--target", target]);
+    if !has_prebuilt_std(paths, target) {
+        c.env("RUSTC_BOOTSTRAP", "1").args([
+            "-Zbuild-std=core,compiler_builtins",
+            "-Zbuild-std-features=compiler-builtins-mem",
+        ]);
+    }
+    c
+}
+
+/// Whether the active toolchain's sysroot holds a prebuilt standard library for `target`.
+pub fn has_prebuilt_std(paths: &Paths, target: &str) -> bool {
+    sysroot(paths).is_some_and(|s| s.join("lib/rustlib").join(target).join("lib").is_dir())
+}
+
+/// The active toolchain's sysroot (`rustc --print sysroot` in the workspace root).
+pub fn sysroot(paths: &Paths) -> Option<PathBuf> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    output(
+        Command::new(rustc)
+            .args(["--print", "sysroot"])
+            .current_dir(&paths.root),
+    )
+    .map(|s| PathBuf::from(s.trim()))
+}
+
 /// Runs a command with the terminal as its output; fails naming `what` if it fails.
 pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd
