@@ -152,7 +152,7 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
             .enumerate()
             .map(|(i, &p)| {
                 format!(
-                    "{D}::VcpuDesc {{ pcpu: {p}, mpidr: {:#x} }}",
+                    "{D}::VcpuDesc {{ pcpu: {p}, mpidr: {:#x}, slot: 0 }}",
                     0x8000_0000u64 | i as u64
                 )
             })
@@ -216,8 +216,9 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
             PcpuPolicy::Exclusive { vm, vcpu } => {
                 format!("{D}::PcpuPolicy::Exclusive {{ vm: {vm}, vcpu: {vcpu} }}")
             }
+            PcpuPolicy::Shared { .. } => unreachable!("shared cores are not generated yet"),
         };
-        let _ = writeln!(o, "    {D}::PcpuDesc {{ policy: {policy} }},");
+        let _ = writeln!(o, "    {D}::PcpuDesc {{ policy: {policy}, trace: false }},");
     }
     let _ = writeln!(o, "];");
     o

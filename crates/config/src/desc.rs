@@ -118,6 +118,9 @@ pub struct VcpuDesc {
     pub pcpu: usize,
     /// The MPIDR the guest sees (VMPIDR_EL2), Aff0 = vCPU index; bit 31 (RES1) included.
     pub mpidr: u64,
+    /// Its index in `PCPUS[pcpu]`'s server list when that core is `Shared` (0 on an exclusive
+    /// core).
+    pub slot: usize,
 }
 
 /// One VM.
@@ -151,12 +154,60 @@ pub struct VmDesc {
 pub enum PcpuPolicy {
     /// No vCPU: the core is parked.
     Idle,
-    /// Exactly one vCPU, WFI not trapped: `(vm index, vcpu index)`.
+    /// Exactly one vCPU, WFI not trapped, no hypervisor timer: `(vm index, vcpu index)`.
     Exclusive { vm: usize, vcpu: usize },
+    /// Several vCPUs as real-time servers (one per vCPU), scheduled by `policy`; WFI/WFE
+    /// trapped; budgets enforced with the EL2 physical timer. The build-time analysis has
+    /// accepted this server set.
+    Shared {
+        policy: SchedPolicy,
+        servers: &'static [ServerDesc],
+    },
+}
+
+/// How a shared core orders its eligible servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedPolicy {
+    /// Earliest deadline (end of the server's current period) first.
+    Edf,
+    /// Fixed priority: a LOWER `ServerDesc::priority` value is a HIGHER priority.
+    FixedPriority,
+}
+
+/// What a server does with budget its vCPU leaves unused (RT-THEORY.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Unused budget is kept until the period ends, then refilled.
+    Deferrable,
+    /// Budget is consumed while the vCPU idles, as if an idle task ran.
+    Periodic,
+    /// Remaining budget is dropped as soon as the vCPU idles.
+    Polling,
+    /// Consumed budget comes back one period after its consumption began.
+    Sporadic,
+    /// Constant-bandwidth server (Linux SCHED_DEADLINE's rule).
+    Cbs,
+}
+
+/// One server: vCPU `vcpu` of VM `vm` gets `budget_us` of its core every `period_us`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerDesc {
+    pub vm: usize,
+    pub vcpu: usize,
+    pub kind: ServerKind,
+    /// Microseconds (the image converts to counter ticks with CNTFRQ at boot). When the config
+    /// said `budget_us = "auto"`, this is the derived budget.
+    pub budget_us: u64,
+    pub period_us: u64,
+    /// Fixed-priority only (lower value = higher priority); 0 under EDF.
+    pub priority: u32,
 }
 
 /// One physical core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PcpuDesc {
     pub policy: PcpuPolicy,
+    /// Record scheduler events (switch, release, deplete, replenish, wake, block, inject) in
+    /// this core's trace buffer and print them when the machine stops (`[[scheduling]] trace`).
+    pub trace: bool,
 }

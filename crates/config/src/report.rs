@@ -113,6 +113,7 @@ impl Report {
                 PcpuPolicy::Exclusive { vm, vcpu } => {
                     t += &format!("  pCPU{i}  exclusive: {} vCPU{vcpu}\n", s.vms[*vm].name)
                 }
+                PcpuPolicy::Shared { .. } => t += &format!("  pCPU{i}  shared\n"),
             }
         }
         if !s.config.channels.is_empty() {
