@@ -57,3 +57,6 @@ pub const MAX_POINTS: u64 = 1 << 20;
 /// Most fixed-point iterations of one response-time (or busy-period) computation; beyond it
 /// the analysis stops with [`AnalysisError::HorizonTooLarge`].
 pub const MAX_ITERATIONS: u64 = 100_000;
+
+#[cfg(test)]
+mod tests;

@@ -49,9 +49,12 @@ pub struct Utilisation {
 }
 
 impl Utilisation {
-    /// U in parts per million, rounded **up** (an upper bound; exact when U·10⁶ is an
-    /// integer). Saturates at `u64::MAX`.
+    /// U in parts per million, rounded **up** (an upper bound, within 1 ppm; exactly
+    /// 1 000 000 when U = 1). Saturates at `u64::MAX`.
     pub fn parts_per_million(&self) -> u64 {
+        if self.vs_one == Ordering::Equal {
+            return 1_000_000;
+        }
         let v = self.sum.upper();
         let whole = v >> 64;
         let frac = v & u128::from(u64::MAX);
