@@ -14,7 +14,7 @@
 //!
 //! The `#[repr(C)]` structs of this module document the wire format and give the field offsets
 //! (`core::mem::offset_of!`); they are never instantiated over shared memory: all access goes
-//! through [`SharedMem`](crate::SharedMem) word by word.
+//! through [`SharedMem`] word by word.
 
 use core::mem::{offset_of, size_of};
 

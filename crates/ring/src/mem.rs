@@ -62,16 +62,16 @@ pub(crate) trait WordAccess {
 }
 
 pub(crate) fn load_word<W: WordAccess + ?Sized>(w: &W, offset: usize) -> u32 {
-    debug_assert!(offset % 4 == 0 && offset / 4 < w.word_count());
-    if offset % 4 != 0 {
+    debug_assert!(offset.is_multiple_of(4) && offset / 4 < w.word_count());
+    if !offset.is_multiple_of(4) {
         return 0;
     }
     w.word(offset / 4).map_or(0, |a| a.load(Ordering::Acquire))
 }
 
 pub(crate) fn store_word<W: WordAccess + ?Sized>(w: &W, offset: usize, value: u32) {
-    debug_assert!(offset % 4 == 0 && offset / 4 < w.word_count());
-    if offset % 4 != 0 {
+    debug_assert!(offset.is_multiple_of(4) && offset / 4 < w.word_count());
+    if !offset.is_multiple_of(4) {
         return;
     }
     if let Some(a) = w.word(offset / 4) {

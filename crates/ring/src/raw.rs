@@ -37,12 +37,12 @@ impl RawSharedMem {
     /// must not be accessed by this program other than atomically (through `RawSharedMem`,
     /// `AtomicSliceMem` or atomics of its own). The peer may write it in any way at any time.
     pub unsafe fn new(base: *mut u8, size: usize) -> Option<Self> {
-        let base = NonNull::new(base)?;
-        if base.as_ptr() as usize % core::mem::align_of::<AtomicU32>() != 0 {
+        let base = NonNull::new(base)?.cast::<u32>();
+        if !base.as_ptr().is_aligned() {
             return None;
         }
         Some(RawSharedMem {
-            base: base.cast(),
+            base,
             words: size / 4,
         })
     }

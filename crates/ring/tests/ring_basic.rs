@@ -163,7 +163,8 @@ fn header_round_trip_and_rejections() {
 
     // Each field, corrupted, is rejected; restoring it makes the header good again.
     let classes = std::mem::offset_of!(Header, classes);
-    let cases: [(usize, u32, fn(LayoutError) -> bool); 9] = [
+    type Expect = fn(LayoutError) -> bool;
+    let cases: [(usize, u32, Expect); 9] = [
         (0, 1, |e| matches!(e, LayoutError::BadMagic(1))),
         (4, 2, |e| matches!(e, LayoutError::BadVersion(2))),
         (8, 0, |e| matches!(e, LayoutError::ClassCount(0))),
