@@ -31,6 +31,33 @@
 //! [`AtomicSliceMem`] implements it over `&[AtomicU32]` (safe; host tests); with the `raw`
 //! feature, `RawSharedMem` implements it over a raw pointer for guests (the crate's only
 //! unsafe code; without the feature the crate is `forbid(unsafe_code)`).
+//!
+//! ```
+//! use core::sync::atomic::AtomicU32;
+//! use tessera_ring::*;
+//!
+//! let layout = Layout::new(&[
+//!     ClassGeometry { slot_count: 64, slot_size: 1514, notify: NotifyPolicy::Coalesced },
+//!     ClassGeometry { slot_count: 8, slot_size: 256, notify: NotifyPolicy::EveryMessage },
+//! ])?;
+//! let words: Vec<AtomicU32> = (0..layout.total_size() / 4).map(|_| AtomicU32::new(0)).collect();
+//! let mem = AtomicSliceMem::new(&words);
+//! layout.initialise(&mem, 0)?; // once, by the region's owner
+//!
+//! let mut tx = Producer::attach(mem, layout)?;
+//! let mut rx = Consumer::attach(mem, Layout::read_header(&mem)?)?;
+//! assert_eq!(tx.send(0, b"bulk"), Ok(Doorbell::Ring)); // the receiver starts armed
+//! assert_eq!(tx.send(0, b"more"), Ok(Doorbell::Skip)); // coalesced
+//! assert_eq!(tx.send(1, b"urgent"), Ok(Doorbell::Ring));
+//!
+//! let mut buf = [0u8; 1514];
+//! assert_eq!(rx.try_recv(&mut buf), Ok(Some(Received { class: 1, len: 6 })));
+//! assert_eq!(rx.try_recv(&mut buf), Ok(Some(Received { class: 0, len: 4 })));
+//! assert_eq!(rx.try_recv(&mut buf), Ok(Some(Received { class: 0, len: 4 })));
+//! assert_eq!(rx.try_recv(&mut buf), Ok(None));
+//! assert_eq!(rx.arm_notification(), Armed::Idle); // may sleep until a doorbell
+//! # Ok::<(), LayoutError>(())
+//! ```
 #![no_std]
 #![cfg_attr(not(feature = "raw"), forbid(unsafe_code))]
 #![cfg_attr(feature = "raw", deny(unsafe_code))]
