@@ -355,8 +355,10 @@ impl<const N: usize, const T: usize> CoreScheduler<N, T> {
     }
 
     /// Powers server `s`'s vCPU on (it starts runnable; a CBS applies its wake-up rule) or
-    /// off (it leaves the competition, its wake timer is cancelled, a polling server loses
-    /// its budget). Call [`schedule`](Self::schedule) afterwards.
+    /// off (it leaves the competition, a polling server loses its budget). Either change
+    /// cancels its wake timer; no change (already in that state) does nothing. Budget and
+    /// releases continue on the period grid from [`new`](Self::new) while offline.
+    /// Call [`schedule`](Self::schedule) afterwards.
     pub fn set_online(&mut self, s: usize, online: bool, now: Ticks) -> Result<(), SchedError> {
         self.check(s)?;
         let now = self.advance(now);
@@ -644,7 +646,8 @@ impl<const N: usize, const T: usize> CoreScheduler<N, T> {
             // Ran a whole period without a call: count its last Θ as one chunk that began Θ
             // before `to`, with nothing else pending (conservative; only for late calls).
             srv.repl = Replenishments::EMPTY;
-            srv.repl.push(to - srv.p.budget + srv.p.period, srv.p.budget);
+            srv.repl
+                .push(to - srv.p.budget + srv.p.period, srv.p.budget);
             srv.chunk_start = None;
             srv.chunk_used = 0;
             srv.active = false;
@@ -742,7 +745,10 @@ impl<const N: usize, const T: usize> CoreScheduler<N, T> {
                     (r, 1)
                 } else {
                     let k = (t - r) / p.period;
-                    (r.saturating_add(k.saturating_mul(p.period)), k.saturating_add(1))
+                    (
+                        r.saturating_add(k.saturating_mul(p.period)),
+                        k.saturating_add(1),
+                    )
                 };
                 srv.deadline = last.saturating_add(p.period);
                 srv.budget = if p.kind == ServerKind::Polling && !srv.runnable() {
@@ -815,11 +821,9 @@ impl<const N: usize, const T: usize> CoreScheduler<N, T> {
                     srv.budget = p.budget;
                 }
             }
-            ServerKind::Sporadic => {
-                if srv.budget > 0 && !srv.active {
-                    srv.active = true;
-                    srv.deadline = t.saturating_add(p.period);
-                }
+            ServerKind::Sporadic if srv.budget > 0 && !srv.active => {
+                srv.active = true;
+                srv.deadline = t.saturating_add(p.period);
             }
             _ => {}
         }

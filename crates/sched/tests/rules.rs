@@ -28,9 +28,17 @@ fn deferrable_keeps_budget_across_idle() {
     assert_eq!(c.budget(0), Some(2));
     c.wake(0, 5).unwrap();
     let d = c.schedule(5);
-    assert_eq!((d.run, d.timer), (Some(0), Some(7)), "kept 2 ticks of budget");
+    assert_eq!(
+        (d.run, d.timer),
+        (Some(0), Some(7)),
+        "kept 2 ticks of budget"
+    );
     let d = c.schedule(7);
-    assert_eq!((d.run, d.timer), (None, Some(10)), "depleted until the release");
+    assert_eq!(
+        (d.run, d.timer),
+        (None, Some(10)),
+        "depleted until the release"
+    );
     let d = c.schedule(10);
     assert_eq!((d.run, d.timer), (Some(0), Some(13)));
     assert_eq!(c.deadline(0), Some(20));
@@ -79,7 +87,11 @@ fn periodic_idle_budget_gone_at_wake() {
     assert_eq!((d.run, d.charged, d.timer), (None, None, Some(10)));
     c.wake(0, 5).unwrap();
     let d = c.schedule(5);
-    assert_eq!((d.run, d.timer), (None, Some(10)), "no budget left after idling");
+    assert_eq!(
+        (d.run, d.timer),
+        (None, Some(10)),
+        "no budget left after idling"
+    );
 }
 
 #[test]
@@ -135,7 +147,11 @@ fn sporadic_chunks_replenish_one_period_after_they_began() {
     assert_eq!(&r[..k], &[(10, 1), (13, 2), (16, 1)]);
     let d = c.schedule(10);
     assert_eq!((d.run, d.timer), (Some(0), Some(11)));
-    assert_eq!(c.deadline(0), Some(20), "activated by the replenishment at 10");
+    assert_eq!(
+        c.deadline(0),
+        Some(20),
+        "activated by the replenishment at 10"
+    );
     let d = c.schedule(11);
     assert_eq!((d.run, d.timer), (None, Some(13)));
     let k = c.replenishments(0, &mut r);
@@ -156,8 +172,23 @@ fn sporadic_full_list_merges_late() {
     let mut r = [(0, 0); 8];
     let k = c.replenishments(0, &mut r);
     assert_eq!(k, 8);
-    assert_eq!(&r[..7], &[(100, 1), (102, 1), (104, 1), (106, 1), (108, 1), (110, 1), (112, 1)]);
-    assert_eq!(r[7], (118, 3), "entries 114, 116, 118 merged at the latest time");
+    assert_eq!(
+        &r[..7],
+        &[
+            (100, 1),
+            (102, 1),
+            (104, 1),
+            (106, 1),
+            (108, 1),
+            (110, 1),
+            (112, 1)
+        ]
+    );
+    assert_eq!(
+        r[7],
+        (118, 3),
+        "entries 114, 116, 118 merged at the latest time"
+    );
     assert_eq!(c.budget(0), Some(10));
 }
 
@@ -211,7 +242,10 @@ fn edf_and_fixed_priority_pick_differently() {
     // Ties go to the lower index.
     let tie = [p(Deferrable, 1, 10, 3), p(Deferrable, 1, 10, 3)];
     assert_eq!(core::<4>(Policy::Edf, &tie).schedule(0).run, Some(0));
-    assert_eq!(core::<4>(Policy::FixedPriority, &tie).schedule(0).run, Some(0));
+    assert_eq!(
+        core::<4>(Policy::FixedPriority, &tie).schedule(0).run,
+        Some(0)
+    );
 }
 
 #[test]
@@ -222,13 +256,20 @@ fn preemption_at_release() {
     );
     assert_eq!(c.schedule(0).run, Some(0));
     let d = c.schedule(2);
-    assert_eq!((d.run, d.timer), (Some(1), Some(5)), "timer at the high server's release");
+    assert_eq!(
+        (d.run, d.timer),
+        (Some(1), Some(5)),
+        "timer at the high server's release"
+    );
     let d = c.schedule(5);
     assert_eq!((d.run, d.timer), (Some(0), Some(7)));
     assert_eq!(c.budget(1), Some(7));
     // EDF: server 1 (deadline 20) is preempted at 5 only if server 0's new deadline (10) is
     // earlier, which it is.
-    let mut e = core::<4>(Policy::Edf, &[p(Deferrable, 2, 5, 0), p(Deferrable, 10, 20, 1)]);
+    let mut e = core::<4>(
+        Policy::Edf,
+        &[p(Deferrable, 2, 5, 0), p(Deferrable, 10, 20, 1)],
+    );
     e.schedule(0);
     assert_eq!(e.schedule(2).timer, Some(5));
     assert_eq!(e.schedule(5).run, Some(0));
@@ -243,7 +284,11 @@ fn low_priority_release_does_not_arm_timer() {
     c.schedule(0);
     c.schedule(0);
     let d = c.schedule(0);
-    assert_eq!((d.run, d.timer), (Some(0), Some(10)), "server 1's releases at 3, 6, 9 cannot preempt");
+    assert_eq!(
+        (d.run, d.timer),
+        (Some(0), Some(10)),
+        "server 1's releases at 3, 6, 9 cannot preempt"
+    );
 }
 
 #[test]
@@ -289,7 +334,10 @@ fn late_cbs_and_sporadic_stay_sane() {
 
 #[test]
 fn wake_timer_wakes_and_reports() {
-    let mut c = core::<4>(Policy::Edf, &[p(Deferrable, 2, 10, 0), p(Deferrable, 2, 10, 1)]);
+    let mut c = core::<4>(
+        Policy::Edf,
+        &[p(Deferrable, 2, 10, 0), p(Deferrable, 2, 10, 1)],
+    );
     c.set_wake_timer(1, Some(7)).unwrap();
     c.block(1, 0).unwrap();
     let d = c.schedule(0);
@@ -312,7 +360,11 @@ fn offline_servers_never_run() {
     let d = c.schedule(0);
     assert_eq!((d.run, d.timer), (None, None));
     c.wake(0, 1).unwrap();
-    assert_eq!(c.schedule(1).run, None, "wake of an offline vCPU is ignored");
+    assert_eq!(
+        c.schedule(1).run,
+        None,
+        "wake of an offline vCPU is ignored"
+    );
     c.set_online(0, true, 2).unwrap();
     assert_eq!(c.schedule(2).run, Some(0));
     c.set_online(0, false, 3).unwrap();
@@ -323,7 +375,10 @@ fn offline_servers_never_run() {
 fn errors_not_panics() {
     type C = CoreScheduler<2>;
     let ok = p(Deferrable, 1, 2, 0);
-    assert_eq!(C::new(Policy::Edf, &[ok, ok, ok], 0).err(), Some(SchedError::TooManyServers));
+    assert_eq!(
+        C::new(Policy::Edf, &[ok, ok, ok], 0).err(),
+        Some(SchedError::TooManyServers)
+    );
     assert_eq!(
         C::new(Policy::Edf, &[ok, p(Deferrable, 0, 0, 0)], 0).err(),
         Some(SchedError::ZeroPeriod { server: 1 })
@@ -343,7 +398,10 @@ fn errors_not_panics() {
     let mut c = C::new(Policy::Edf, &[ok], 0).unwrap();
     assert_eq!(c.wake(1, 0), Err(SchedError::NoSuchServer));
     assert_eq!(c.block(7, 0), Err(SchedError::NoSuchServer));
-    assert_eq!(c.set_online(usize::MAX, true, 0), Err(SchedError::NoSuchServer));
+    assert_eq!(
+        c.set_online(usize::MAX, true, 0),
+        Err(SchedError::NoSuchServer)
+    );
     assert_eq!(c.set_wake_timer(2, Some(1)), Err(SchedError::NoSuchServer));
     assert_eq!(c.budget(1), None);
     // Time going backwards is clamped; huge times saturate.
@@ -363,7 +421,10 @@ fn trace_records_the_story() {
     c.trace(1, TraceKind::Inject, 0, 27);
     c.schedule(2);
     c.schedule(10);
-    let kinds: Vec<_> = c.drain_trace().map(|e| (e.time, e.kind, e.server, e.arg)).collect();
+    let kinds: Vec<_> = c
+        .drain_trace()
+        .map(|e| (e.time, e.kind, e.server, e.arg))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -377,8 +438,7 @@ fn trace_records_the_story() {
             (10, TraceKind::Switch, 0, 0),
         ]
     );
-    let mut quiet =
-        CoreScheduler::<4, 0>::new(Policy::Edf, &[p(Deferrable, 2, 10, 0)], 0).unwrap();
+    let mut quiet = CoreScheduler::<4, 0>::new(Policy::Edf, &[p(Deferrable, 2, 10, 0)], 0).unwrap();
     quiet.set_online(0, true, 0).unwrap();
     quiet.schedule(0);
     assert!(quiet.trace_ring().is_empty());
