@@ -17,7 +17,7 @@ pub(crate) fn ceil_div(a: u64, b: u64) -> u64 {
     if b == 0 {
         return u64::MAX;
     }
-    a / b + u64::from(a % b != 0)
+    a.div_ceil(b)
 }
 
 /// Greatest common divisor (`gcd(0, x) = x`).

@@ -21,7 +21,7 @@ fn sbf_values_by_hand() {
     assert_eq!(sbf(0, 0, 5), None);
     assert_eq!(sbf(4, 5, 5), None);
     // No overflow at the top of the range.
-    assert!(sbf(3, 2, u64::MAX).unwrap() <= u64::MAX);
+    assert_eq!(sbf(3, 2, u64::MAX), Some(2 * ((u64::MAX - 1) / 3) + 1));
 }
 
 #[test]
