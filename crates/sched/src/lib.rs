@@ -19,6 +19,14 @@
 //! instants they were due, so a late call (a timer interrupt taken late) still releases
 //! periods at their exact boundaries.
 //!
+//! Late calls: a charged server that ran past the end of its budget (the timer interrupt came
+//! late) has its budget saturate at 0; the overrun is not carried over as debt. A sporadic
+//! server that ran a whole period Π without a call is treated conservatively: budget 0 and a
+//! single replenishment of Θ at `now − Θ + Π`.
+//!
+//! Offline servers of every kind never compete for the core (a periodic server idles its
+//! budget away only while its vCPU is online but blocked); their periods keep running.
+//!
 //! # Cost
 //! Every method is O(N) in the number of servers with a small constant (one pass to charge and
 //! process due events, one pass to pick, one pass to compute the timer), plus O(R) = O(8) per
