@@ -60,11 +60,13 @@ pub enum ErrorKind {
     OutsideRam,
     /// Two guest-physical windows of one VM overlap (RAM, vUART, vGIC, devices).
     IpaOverlap,
+    /// A guest-physical window overflows or ends above the IPA space the cores translate.
+    IpaRange,
     /// A device is passed through to two VMs.
     DeviceTwice,
     /// A device the board does not list.
     UnknownDevice,
-    /// A pCPU used by two VMs (or twice by one).
+    /// Several vCPUs on a core that is not `edf` / `fixed-priority`.
     PcpuTwice,
     /// A pCPU index not below the board's `max_cpus`.
     PcpuRange,
@@ -80,8 +82,12 @@ pub enum ErrorKind {
     RamDemand,
     /// A feature parsed but not implemented yet.
     NotSupported,
-    /// A scheduling entry is inconsistent with the VMs.
+    /// A scheduling entry is inconsistent with the VMs (servers, priorities, budgets).
     Scheduling,
+    /// A VM's declared `tasks` are malformed.
+    Tasks,
+    /// The schedulability analysis rejects a core's servers or a VM's tasks.
+    Unschedulable,
     /// An LLC color problem.
     Colors,
     /// A channel problem (unknown end, too few ends, ...).

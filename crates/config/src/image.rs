@@ -50,13 +50,19 @@ const PT_LOAD: u32 = 1;
 const MAX_FLAT: u64 = 1 << 30;
 
 fn le_u16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(off..off.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn le_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn le_u64(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Recognise and flatten `file`; `ram_base` is the IPA of the VM's first RAM region.
@@ -124,10 +130,14 @@ fn load_elf(f: &[u8]) -> Result<FlatImage, String> {
         if p_type != PT_LOAD {
             continue;
         }
-        let offset = le_u64(f, ph + 8).ok_or_else(|| bad("truncated program headers"))?;
-        let paddr = le_u64(f, ph + 24).ok_or_else(|| bad("truncated program headers"))?;
-        let filesz = le_u64(f, ph + 32).ok_or_else(|| bad("truncated program headers"))?;
-        let memsz = le_u64(f, ph + 40).ok_or_else(|| bad("truncated program headers"))?;
+        let offset =
+            le_u64(f, ph.saturating_add(8)).ok_or_else(|| bad("truncated program headers"))?;
+        let paddr =
+            le_u64(f, ph.saturating_add(24)).ok_or_else(|| bad("truncated program headers"))?;
+        let filesz =
+            le_u64(f, ph.saturating_add(32)).ok_or_else(|| bad("truncated program headers"))?;
+        let memsz =
+            le_u64(f, ph.saturating_add(40)).ok_or_else(|| bad("truncated program headers"))?;
         if memsz == 0 {
             continue;
         }

@@ -51,6 +51,8 @@ pub mod image;
 #[cfg(feature = "std")]
 mod report;
 #[cfg(feature = "std")]
+pub mod sched;
+#[cfg(feature = "std")]
 pub mod schema;
 #[cfg(feature = "std")]
 mod validate;
@@ -60,7 +62,9 @@ pub use error::{ConfigError, ErrorKind, Subject};
 #[cfg(feature = "std")]
 pub use report::Report;
 #[cfg(feature = "std")]
-pub use validate::{image_env_var, load, overlapping_pairs};
+pub use validate::{
+    image_env_var, load, overlapping_pairs, IPA_BITS, MAX_BOARD_CPUS, MAX_SERVERS_PER_CORE,
+};
 
 /// Page (and region alignment) size.
 pub const PAGE_SIZE: u64 = 4096;
@@ -89,8 +93,9 @@ mod model {
     use std::string::String;
     use std::vec::Vec;
 
-    use crate::desc::{FaultPolicy, GicDesc, MemDesc, PcpuPolicy, PhysRange};
+    use crate::desc::{FaultPolicy, GicDesc, MemDesc, PhysRange};
     use crate::image::FlatImage;
+    use crate::sched::{Analysis, Pcpu};
     use crate::schema::{BoardFile, ConfigFile, DtValue};
     use crate::{ConfigError, Report};
 
@@ -172,8 +177,10 @@ mod model {
         pub hyp_region: PhysRange,
         pub hyp_mmio: Vec<PhysRange>,
         pub vms: Vec<Vm>,
-        /// One per board core (`max_cpus`).
-        pub pcpus: Vec<PcpuPolicy>,
+        /// One per board core (`max_cpus`): idle, exclusive or shared (with its servers).
+        pub pcpus: Vec<Pcpu>,
+        /// The schedulability analysis of every shared core and every VM with `tasks`.
+        pub analysis: Analysis,
         /// Highest pCPU index used + 1.
         pub used_cpus: usize,
         /// Files read (for `cargo:rerun-if-changed`).
@@ -191,6 +198,8 @@ mod model {
         pub name: String,
         /// vCPU i runs on `cpus[i]`.
         pub cpus: Vec<usize>,
+        /// vCPU i is server `slots[i]` of its core when that core is shared (else 0).
+        pub slots: Vec<usize>,
         pub mem: Vec<MemDesc>,
         pub devices: Vec<Device>,
         pub bootargs: String,

@@ -5,7 +5,8 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::desc::{FaultPolicy, GicVersion, PcpuPolicy};
+use crate::desc::{FaultPolicy, GicVersion, SchedPolicy};
+use crate::sched::{kind_str, policy_str, CorePolicy, Supply};
 use crate::{ImageState, System};
 
 /// A validated system as a table; `Display` prints it.
@@ -108,12 +109,47 @@ impl Report {
         }
         t += "\npCPUs\n";
         for (i, p) in s.pcpus.iter().enumerate() {
-            match p {
-                PcpuPolicy::Idle => t += &format!("  pCPU{i}  idle\n"),
-                PcpuPolicy::Exclusive { vm, vcpu } => {
+            match &p.policy {
+                CorePolicy::Idle => t += &format!("  pCPU{i}  idle\n"),
+                CorePolicy::Exclusive { vm, vcpu } => {
                     t += &format!("  pCPU{i}  exclusive: {} vCPU{vcpu}\n", s.vms[*vm].name)
                 }
-                PcpuPolicy::Shared { .. } => t += &format!("  pCPU{i}  shared\n"),
+                CorePolicy::Shared { policy, servers } => {
+                    shared_core(&mut t, s, i, *policy, servers, p.trace)
+                }
+            }
+        }
+        if !s.analysis.guests.is_empty() {
+            t += "\nguest tasks (periodic resource model)\n";
+            for g in &s.analysis.guests {
+                let vm = &s.vms[g.vm];
+                let on = match g.supply {
+                    Supply::Core { cpu } => format!("the whole of pCPU{cpu} (exclusive)"),
+                    Supply::Server {
+                        cpu,
+                        kind,
+                        budget_us,
+                        period_us,
+                    } => format!(
+                        "pCPU{cpu} {} server {budget_us}/{period_us} µs",
+                        kind_str(kind)
+                    ),
+                };
+                t += &format!(
+                    "  {} vCPU{}: {} task(s), {}, utilisation {} on {on}: schedulable, slack {} µs\n",
+                    vm.name,
+                    g.vcpu,
+                    g.tasks,
+                    g.policy.as_str(),
+                    pct(g.utilisation_ppm),
+                    g.slack_us
+                );
+                if let Some(sv) = server_of(s, g.vm, g.vcpu).filter(|sv| sv.budget_auto) {
+                    t += &format!(
+                        "      budget \"auto\" = {} µs per {} µs (the least that passes)\n",
+                        sv.desc.budget_us, sv.desc.period_us
+                    );
+                }
             }
         }
         if !s.config.channels.is_empty() {
@@ -135,6 +171,78 @@ impl Report {
             warnings: s.warnings.clone(),
             not_built,
         }
+    }
+}
+
+/// `61.2%` from parts per million.
+fn pct(ppm: u64) -> String {
+    format!("{}.{}%", ppm / 10_000, (ppm % 10_000) / 1_000)
+}
+
+/// The server of `vm`'s vCPU `vcpu`, when its core is shared.
+fn server_of(s: &System, vm: usize, vcpu: usize) -> Option<&crate::sched::Server> {
+    let cpu = *s.vms.get(vm)?.cpus.get(vcpu)?;
+    match &s.pcpus.get(cpu)?.policy {
+        CorePolicy::Shared { servers, .. } => servers
+            .iter()
+            .find(|sv| sv.desc.vm == vm && sv.desc.vcpu == vcpu),
+        _ => None,
+    }
+}
+
+/// One shared core: the policy and verdict line, then one line per server.
+fn shared_core(
+    t: &mut String,
+    s: &System,
+    cpu: usize,
+    policy: SchedPolicy,
+    servers: &[crate::sched::Server],
+    trace: bool,
+) {
+    let a = s.analysis.cores.iter().find(|a| a.cpu == cpu);
+    let trace = if trace { ", trace on" } else { "" };
+    *t += &format!(
+        "  pCPU{cpu}  {} ({} servers{trace})",
+        policy_str(policy),
+        servers.len()
+    );
+    if let Some(a) = a {
+        let slack = match policy {
+            SchedPolicy::Edf => format!("least slack {} µs at t = {} µs", a.slack_us, a.slack_at),
+            SchedPolicy::FixedPriority => format!(
+                "least slack {} µs (servers[{}]: period − response time)",
+                a.slack_us, a.slack_at
+            ),
+        };
+        *t += &format!(
+            ": utilisation {} (charging {} µs per activation, blocking {} µs), {slack}: schedulable\n",
+            pct(a.utilisation_ppm),
+            a.costs.overhead_us,
+            a.costs.max_el2_section_us
+        );
+    } else {
+        *t += "\n";
+    }
+    for (i, sv) in servers.iter().enumerate() {
+        let d = &sv.desc;
+        let auto = if sv.budget_auto { " (auto)" } else { "" };
+        let mut line = format!(
+            "          [{i}] {}/{} {:<10} budget {} µs{auto} / period {} µs ({})",
+            sv.vm_name,
+            d.vcpu,
+            kind_str(d.kind),
+            d.budget_us,
+            d.period_us,
+            pct((d.budget_us.saturating_mul(1_000_000)).div_ceil(d.period_us.max(1)))
+        );
+        if policy == SchedPolicy::FixedPriority {
+            line += &format!(", priority {}", d.priority);
+            if let Some(r) = a.and_then(|a| a.response_us.get(i)) {
+                line += &format!(", response {r} µs");
+            }
+        }
+        *t += &line;
+        *t += "\n";
     }
 }
 

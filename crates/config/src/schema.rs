@@ -38,6 +38,40 @@ pub struct BoardFile {
     /// Physical devices that may be passed through to a VM.
     #[serde(default)]
     pub devices: Vec<BoardDevice>,
+    /// Hypervisor costs the schedulability analysis charges (optional table).
+    #[serde(default)]
+    pub scheduling: BoardScheduling,
+}
+
+/// `[scheduling]` of board.toml: the EL2 costs the analysis of shared cores accounts for.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BoardScheduling {
+    /// EL2 cost charged per server activation (switch + timer), in µs: it inflates each
+    /// server's budget in the core-level test. Default 10.
+    #[serde(default = "default_overhead_us")]
+    pub overhead_us: u64,
+    /// Longest non-preemptible EL2 section, in µs: the blocking term B of every server.
+    /// Default 20.
+    #[serde(default = "default_max_el2_section_us")]
+    pub max_el2_section_us: u64,
+}
+
+impl Default for BoardScheduling {
+    fn default() -> Self {
+        BoardScheduling {
+            overhead_us: default_overhead_us(),
+            max_el2_section_us: default_max_el2_section_us(),
+        }
+    }
+}
+
+fn default_overhead_us() -> u64 {
+    10
+}
+
+fn default_max_el2_section_us() -> u64 {
+    20
 }
 
 /// A physical range `{ base, size }`.
@@ -209,6 +243,48 @@ pub struct VmSpec {
     /// LLC colors of the VM's memory (indices < the board's color count). Absent: uncolored.
     #[serde(default)]
     pub colors: Option<Vec<u32>>,
+    /// How the guest schedules its `tasks` (default `edf`).
+    #[serde(default)]
+    pub task_policy: Option<TaskPolicy>,
+    /// The guest's declared real-time task set, checked against its server(s) with the
+    /// periodic resource model (and used by `budget_us = "auto"`).
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
+}
+
+/// `task_policy`: the guest's own scheduler.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskPolicy {
+    Edf,
+    FixedPriority,
+}
+
+impl TaskPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskPolicy::Edf => "edf",
+            TaskPolicy::FixedPriority => "fixed-priority",
+        }
+    }
+}
+
+/// One periodic guest task: `wcet_us` of work every `period_us`, due `deadline_us` after its
+/// release (default: the period). Times in microseconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: String,
+    pub period_us: u64,
+    pub wcet_us: u64,
+    #[serde(default)]
+    pub deadline_us: Option<u64>,
+    /// `task_policy = "fixed-priority"` only: lower value = higher priority.
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// The vCPU that runs it (default 0).
+    #[serde(default)]
+    pub vcpu: usize,
 }
 
 /// `memory = [{ ipa, size, phys }]`.
@@ -244,7 +320,10 @@ pub enum OnFault {
 pub struct SchedSpec {
     pub cpu: usize,
     pub policy: SchedPolicy,
-    /// Servers of `edf` / `fixed-priority` cores (parsed; those policies are not supported yet).
+    /// Record scheduler events of this core in its trace buffer (shared cores only).
+    #[serde(default)]
+    pub trace: bool,
+    /// One server per vCPU of an `edf` / `fixed-priority` core.
     #[serde(default)]
     pub servers: Vec<ServerSpec>,
 }
@@ -267,7 +346,7 @@ impl SchedPolicy {
     }
 }
 
-/// One server of a scheduled core (for later issues).
+/// One server of a shared core: vCPU `vcpu` of VM `vm` gets `budget_us` every `period_us`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
@@ -275,10 +354,21 @@ pub struct ServerSpec {
     #[serde(default)]
     pub vcpu: usize,
     pub kind: ServerKind,
-    pub budget_us: u64,
+    pub budget_us: BudgetSpec,
     pub period_us: u64,
+    /// `fixed-priority` cores only: lower value = higher priority.
     #[serde(default)]
     pub priority: Option<u32>,
+}
+
+/// `budget_us`: microseconds, or `"auto"` (the least budget that keeps the VM's declared
+/// tasks on this vCPU schedulable at `period_us`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum BudgetSpec {
+    Us(u64),
+    /// Only `"auto"` is valid; anything else is reported by validation.
+    Word(String),
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -286,7 +376,21 @@ pub struct ServerSpec {
 pub enum ServerKind {
     Deferrable,
     Periodic,
+    Polling,
     Sporadic,
+    Cbs,
+}
+
+impl ServerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Deferrable => "deferrable",
+            ServerKind::Periodic => "periodic",
+            ServerKind::Polling => "polling",
+            ServerKind::Sporadic => "sporadic",
+            ServerKind::Cbs => "cbs",
+        }
+    }
 }
 
 /// `[[channels]]`: shared memory joining the VMs in `ends`.

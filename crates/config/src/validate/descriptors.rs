@@ -1,0 +1,373 @@
+//! Pass 4 (descriptors): per VM, the guest image (loaded and fitted into its RAM), its DTB
+//! and vGIC frames → the resolved [`Vm`]s; then whether the hypervisor region can hold the
+//! image with everything embedded.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use super::input::Input;
+use super::resources::Resources;
+use super::scheduling::Schedule;
+use super::{contains, image_env_var, overlaps};
+use crate::desc::{FaultPolicy, GicDesc, GicVersion, MemDesc, PhysRange};
+use crate::error::{range, ConfigError, ErrorKind as K, Subject};
+use crate::image::{self, FlatImage, ImageFormat};
+use crate::schema::{BoardFile, MemSpec, OnFault};
+use crate::{
+    dtb, ImageState, MissingImages, Options, Vm, DTB_MAX, PAGE_SIZE, STACK_SIZE, VGIC_GICC,
+    VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA,
+};
+
+/// Room the hypervisor's own code, data and bss need in its region, besides the embedded
+/// guest images, DTBs and the per-core stacks (a generous bound; the linker script asserts
+/// the real end).
+const HYP_CODE_ALLOWANCE: u64 = 8 << 20;
+
+/// The resolved VMs and what the build script must watch.
+#[derive(Debug, Default)]
+pub struct Out {
+    pub vms: Vec<Vm>,
+    /// Files read (for `cargo:rerun-if-changed`).
+    pub inputs: Vec<PathBuf>,
+    pub env_vars: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn run(
+    opts: &Options,
+    inp: &Input,
+    res: &Resources,
+    sched: &Schedule,
+    errs: &mut Vec<ConfigError>,
+) -> Out {
+    let mut out = Out {
+        inputs: vec![inp.board_path.clone(), opts.config.clone()],
+        ..Out::default()
+    };
+    for (vi, v) in inp.cfg.vms.iter().enumerate() {
+        let first = v
+            .memory
+            .first()
+            .map(|m| (m.ipa, m.size))
+            .unwrap_or((crate::DEFAULT_RAM_IPA, 0));
+        // Overflowing regions are reported by the resources pass.
+        let dtb_ipa = first.0.saturating_add(first.1).saturating_sub(DTB_MAX);
+        if first.1 != 0 && first.1 <= DTB_MAX {
+            errs.push(ConfigError::vm(
+                K::ImageFit,
+                &v.name,
+                "memory[0].size",
+                format!(
+                    "{:#x} leaves no room below the {DTB_MAX:#x}-byte DTB area",
+                    first.1
+                ),
+            ));
+        }
+        let (image, field) = load_image(opts, &v.name, &v.image, first.0, &mut out, errs);
+        if let ImageState::Loaded { image: img, .. } = &image {
+            // Zero-size or overflowing regions are already reported; fitting an image into
+            // them says nothing.
+            let sizes_ok = v
+                .memory
+                .iter()
+                .all(|m| m.size != 0 && m.ipa.checked_add(m.size).is_some());
+            if img.format != ImageFormat::Placeholder && sizes_ok {
+                check_fit(&v.name, &field, img, &v.memory, dtb_ipa, errs);
+            }
+        }
+
+        let devices = res.devices.get(vi).cloned().unwrap_or_default();
+        let mem_pairs: Vec<(u64, u64)> = v.memory.iter().map(|m| (m.ipa, m.size)).collect();
+        let dtb = match dtb::generate(&dtb::DtbInput {
+            vcpus: v.cpus.len(),
+            mem: &mem_pairs,
+            gic: inp.version,
+            devices: &devices,
+            bootargs: &v.bootargs,
+        }) {
+            Ok(b) => b,
+            Err(msg) => {
+                errs.push(ConfigError::vm(K::Dtb, &v.name, "dtb", msg));
+                vec![]
+            }
+        };
+        out.vms.push(Vm {
+            id: vi,
+            name: v.name.clone(),
+            cpus: v.cpus.clone(),
+            slots: sched.slots.get(vi).cloned().unwrap_or_default(),
+            mem: v
+                .memory
+                .iter()
+                .map(|m| MemDesc {
+                    ipa: m.ipa,
+                    size: m.size,
+                    phys: m.phys,
+                })
+                .collect(),
+            devices,
+            bootargs: v.bootargs.clone(),
+            on_fault: match v.on_fault {
+                OnFault::Inject => FaultPolicy::InjectAbort,
+                OnFault::Stop => FaultPolicy::Stop,
+            },
+            colors: v.colors.clone(),
+            image,
+            dtb,
+            dtb_ipa,
+            vuart_ipa: VUART_IPA,
+            vgic: vgic(inp.version),
+        });
+    }
+    check_hyp_room(&inp.board, &out.vms, errs);
+    out
+}
+
+/// The VM's GIC frames as its guest sees them.
+fn vgic(version: GicVersion) -> GicDesc {
+    match version {
+        GicVersion::V3 => GicDesc {
+            version,
+            gicd: VGIC_GICD,
+            gicr: VGIC_GICR,
+            gicc: 0,
+            gich: 0,
+            gicv: 0,
+        },
+        GicVersion::V2 => GicDesc {
+            version,
+            gicd: VGIC_GICD,
+            gicr: 0,
+            gicc: VGIC_GICC,
+            gich: 0,
+            gicv: 0,
+        },
+    }
+}
+
+/// Resolve a VM's `image` to a file path.
+fn image_path(spec: &str, opts: &Options) -> PathBuf {
+    let is_path = spec.contains('/')
+        || [".bin", ".elf", ".img"].iter().any(|s| spec.ends_with(s))
+        || spec == "Image";
+    if is_path {
+        let p = Path::new(spec);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            opts.repo_root.join(p)
+        }
+    } else {
+        opts.guest_dir.join(format!("{spec}.bin"))
+    }
+}
+
+/// The VM's image (override, environment or config), and the field to name in its errors.
+fn load_image(
+    opts: &Options,
+    vm: &str,
+    spec: &str,
+    ram_base: u64,
+    out: &mut Out,
+    errs: &mut Vec<ConfigError>,
+) -> (ImageState, String) {
+    let env = image_env_var(vm);
+    out.env_vars.push(env.clone());
+    let over = if opts.read_image_env {
+        std::env::var_os(&env).filter(|s| !s.is_empty())
+    } else {
+        None
+    };
+    let over = over
+        .map(PathBuf::from)
+        .or_else(|| opts.image_overrides.get(vm).cloned());
+    let path = over.clone().unwrap_or_else(|| image_path(spec, opts));
+    out.inputs.push(path.clone());
+    let field = if over.is_some() {
+        env.clone()
+    } else {
+        "image".to_string()
+    };
+    let state = match fs::read(&path) {
+        Ok(bytes) => match image::load(&bytes, ram_base) {
+            Ok(img) => ImageState::Loaded {
+                path: path.clone(),
+                image: img,
+            },
+            Err(msg) => {
+                errs.push(ConfigError::vm(
+                    K::BadImage,
+                    vm,
+                    &field,
+                    format!("{}: {msg}", path.display()),
+                ));
+                ImageState::Missing { path: path.clone() }
+            }
+        },
+        Err(_) => {
+            let crate_toml = opts.repo_root.join("guests").join(spec).join("Cargo.toml");
+            match opts.missing_images {
+                MissingImages::ReportUnbuilt if over.is_none() && crate_toml.is_file() => {
+                    ImageState::NotBuilt { path: path.clone() }
+                }
+                MissingImages::Placeholder => {
+                    out.warnings.push(format!(
+                        "vm `{vm}`: image {} is missing: embedding an empty placeholder (this image cannot run guests)",
+                        path.display()
+                    ));
+                    ImageState::Loaded {
+                        path: path.clone(),
+                        image: FlatImage {
+                            format: ImageFormat::Placeholder,
+                            bytes: vec![],
+                            load_ipa: ram_base,
+                            mem_size: 0,
+                            entry_ipa: ram_base,
+                        },
+                    }
+                }
+                _ => {
+                    errs.push(ConfigError::vm(
+                        K::MissingImage,
+                        vm,
+                        &field,
+                        if over.is_none() && !crate_toml.is_file() && !spec.contains('/') {
+                            format!(
+                                "`{spec}` is neither a guest of this repository (no guests/{spec}/Cargo.toml) nor an image file ({} does not exist)",
+                                path.display()
+                            )
+                        } else {
+                            format!(
+                                "{} does not exist (build the guests first: cargo xtask build)",
+                                path.display()
+                            )
+                        },
+                    ));
+                    ImageState::Missing { path: path.clone() }
+                }
+            }
+        }
+    };
+    (state, field)
+}
+
+/// The hypervisor region must hold the image with everything embedded.
+fn check_hyp_room(board: &BoardFile, vms: &[Vm], errs: &mut Vec<ConfigError>) {
+    let embedded: u64 = vms
+        .iter()
+        .map(|v| {
+            let img = match &v.image {
+                ImageState::Loaded { image, .. } => image.bytes.len() as u64,
+                _ => 0,
+            };
+            img.saturating_add(v.dtb.len() as u64)
+        })
+        .fold(0u64, u64::saturating_add);
+    let need = embedded
+        .saturating_add(STACK_SIZE.saturating_mul(board.max_cpus as u64))
+        .saturating_add(HYP_CODE_ALLOWANCE);
+    if need > board.hypervisor.size {
+        errs.push(ConfigError::new(
+            K::HypTooSmall,
+            Subject::Board,
+            "hypervisor.size",
+            format!(
+                "{:#x} bytes cannot hold the hypervisor with {embedded:#x} bytes of embedded guest images and DTBs (about {need:#x} needed)",
+                board.hypervisor.size
+            ),
+        ));
+    }
+}
+
+fn page_up(v: u64) -> u64 {
+    v.div_ceil(PAGE_SIZE).saturating_mul(PAGE_SIZE)
+}
+
+/// MMIO the hypervisor maps for itself: the console and the GIC frames (page-aligned).
+pub fn hyp_mmio(b: &BoardFile, g: &GicDesc) -> Vec<PhysRange> {
+    let mut v = vec![PhysRange {
+        base: b.console.uart & !(PAGE_SIZE - 1),
+        size: PAGE_SIZE,
+    }];
+    let mut add = |base: u64, size: u64| {
+        v.push(PhysRange {
+            base: base & !(PAGE_SIZE - 1),
+            size: page_up(size),
+        })
+    };
+    match g.version {
+        GicVersion::V3 => {
+            add(g.gicd, 0x10000);
+            add(g.gicr, VGIC_GICR_STRIDE.saturating_mul(b.max_cpus as u64));
+        }
+        GicVersion::V2 => {
+            add(g.gicd, 0x1000);
+            add(g.gicc, 0x2000);
+            add(g.gich, 0x2000);
+            add(g.gicv, 0x2000);
+        }
+    }
+    v
+}
+
+fn check_fit(
+    vm: &str,
+    field: &str,
+    img: &FlatImage,
+    mem: &[MemSpec],
+    dtb_ipa: u64,
+    errs: &mut Vec<ConfigError>,
+) {
+    let span = (img.load_ipa, img.mem_size.max(1));
+    let region = mem.iter().position(|m| contains((m.ipa, m.size), span));
+    match region {
+        None => {
+            // One line for one cause: the entry point of an image outside the RAM is not
+            // worth a second error.
+            let ram: Vec<String> = mem.iter().map(|m| range(m.ipa, m.size)).collect();
+            let hint = if img.format == ImageFormat::Elf
+                && !mem.iter().any(|m| overlaps((m.ipa, m.size), span))
+            {
+                "; an ELF loads where it is linked: link it for this VM's RAM"
+            } else {
+                ""
+            };
+            errs.push(ConfigError::vm(
+                K::ImageFit,
+                vm,
+                field,
+                format!(
+                    "the {} occupies {} which is not inside one RAM region (RAM: {}){hint}",
+                    img.format.as_str(),
+                    range(img.load_ipa, img.mem_size),
+                    ram.join(", ")
+                ),
+            ));
+            return;
+        }
+        Some(0) if overlaps(span, (dtb_ipa, DTB_MAX)) => errs.push(ConfigError::vm(
+            K::ImageFit,
+            vm,
+            field,
+            format!(
+                "the image occupies {} and must end below the DTB at {dtb_ipa:#x} (memory[0] too small)",
+                range(img.load_ipa, img.mem_size)
+            ),
+        )),
+        _ => {}
+    }
+    if !mem
+        .iter()
+        .any(|m| contains((m.ipa, m.size), (img.entry_ipa, 4)))
+    {
+        errs.push(ConfigError::vm(
+            K::ImageFit,
+            vm,
+            field,
+            format!("entry point {:#x} is outside the VM's RAM", img.entry_ipa),
+        ));
+    }
+}

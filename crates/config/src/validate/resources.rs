@@ -1,0 +1,474 @@
+//! Pass 2 (resources): VM names, where every vCPU is placed, physical memory (explicit `phys`
+//! ranges, RAM demand), devices and their interrupts, LLC colors, channels, and each VM's
+//! guest-physical windows (overlaps, overflow, the IPA size limit). Sharing a core is decided
+//! by the scheduling pass, which knows the cores' policies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::format;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::{aligned, contains, overlapping_pairs, overlaps, valid_name, IPA_BITS};
+use crate::desc::GicVersion;
+use crate::error::{range, ConfigError, ErrorKind as K, Subject};
+use crate::validate::input::Input;
+use crate::{Device, PAGE_SIZE, VGIC_GICC, VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA};
+
+/// What the later passes need from this one.
+#[derive(Debug, Default)]
+pub struct Resources {
+    /// VM name → index (first VM of a duplicated name).
+    pub vm_index: BTreeMap<String, usize>,
+    /// Core → every `(vm, vcpu)` placed on it, in config order (cores that exist only).
+    pub placement: BTreeMap<usize, Vec<(usize, usize)>>,
+    /// Per VM (config order): the board devices passed through to it.
+    pub devices: Vec<Vec<Device>>,
+}
+
+pub fn run(inp: &Input, errs: &mut Vec<ConfigError>) -> Resources {
+    let mut res = Resources::default();
+    if inp.cfg.vms.is_empty() {
+        errs.push(ConfigError::new(
+            K::NoVms,
+            Subject::Config,
+            "vms",
+            "no VM: at least one [[vms]] is required",
+        ));
+    }
+    names(inp, &mut res, errs);
+    cores(inp, &mut res, errs);
+    memory(inp, errs);
+    devices(inp, &mut res, errs);
+    colors(inp, errs);
+    channels(inp, &res, errs);
+    for vi in 0..inp.cfg.vms.len() {
+        ipa_windows(inp, vi, &res.devices[vi], errs);
+    }
+    res
+}
+
+fn names(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
+    for (i, v) in inp.cfg.vms.iter().enumerate() {
+        if !valid_name(&v.name) {
+            errs.push(ConfigError::vm(
+                K::DuplicateName,
+                &v.name,
+                "name",
+                "use letters, digits, - and _ (non-empty)",
+            ));
+        }
+        if let Some(&first) = res.vm_index.get(v.name.as_str()) {
+            errs.push(ConfigError::vm(
+                K::DuplicateName,
+                &v.name,
+                "name",
+                format!("VM #{i} has the same name as VM #{first}"),
+            ));
+        } else {
+            res.vm_index.insert(v.name.clone(), i);
+        }
+    }
+}
+
+/// vCPU counts and core indices; records the placement of every vCPU on an existing core.
+fn cores(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
+    let max_cpus = inp.board.max_cpus;
+    for (vi, v) in inp.cfg.vms.iter().enumerate() {
+        if v.cpus.is_empty() {
+            errs.push(ConfigError::vm(
+                K::VcpuCount,
+                &v.name,
+                "cpus",
+                "no vCPU: list at least one pCPU",
+            ));
+        }
+        if v.cpus.len() > max_cpus {
+            errs.push(ConfigError::vm(
+                K::VcpuCount,
+                &v.name,
+                "cpus",
+                format!(
+                    "{} vCPUs but the board has {} cores",
+                    v.cpus.len(),
+                    max_cpus
+                ),
+            ));
+        }
+        for (ci, &c) in v.cpus.iter().enumerate() {
+            if c >= max_cpus {
+                errs.push(ConfigError::vm(
+                    K::PcpuRange,
+                    &v.name,
+                    format!("cpus[{ci}]"),
+                    format!("pCPU {c} does not exist (board max_cpus = {max_cpus})"),
+                ));
+                continue;
+            }
+            res.placement.entry(c).or_default().push((vi, ci));
+        }
+    }
+}
+
+/// Explicit physical ranges (inside RAM, outside the hypervisor, disjoint) and the RAM demand.
+fn memory(inp: &Input, errs: &mut Vec<ConfigError>) {
+    let ram = (inp.board.ram.base, inp.board.ram.size);
+    let hyp = (inp.hyp_region.base, inp.hyp_region.size);
+    let mut phys: Vec<(u64, u64)> = Vec::new();
+    let mut phys_who: Vec<(usize, usize)> = Vec::new();
+    let mut demand: u64 = 0;
+    for (vi, v) in inp.cfg.vms.iter().enumerate() {
+        if v.memory.is_empty() {
+            errs.push(ConfigError::vm(
+                K::ZeroSize,
+                &v.name,
+                "memory",
+                "no RAM region",
+            ));
+        }
+        for (mi, m) in v.memory.iter().enumerate() {
+            let f = format!("memory[{mi}]");
+            demand = demand.saturating_add(m.size);
+            if m.size == 0 {
+                errs.push(ConfigError::vm(
+                    K::ZeroSize,
+                    &v.name,
+                    format!("{f}.size"),
+                    "region of size zero",
+                ));
+                continue;
+            }
+            for (what, val) in [
+                ("ipa", Some(m.ipa)),
+                ("size", Some(m.size)),
+                ("phys", m.phys),
+            ] {
+                if let Some(val) = val.filter(|&x| !aligned(x)) {
+                    errs.push(ConfigError::vm(
+                        K::Unaligned,
+                        &v.name,
+                        format!("{f}.{what}"),
+                        format!("{val:#x} is not 4 KiB aligned"),
+                    ));
+                }
+            }
+            if let Some(p) = m.phys {
+                if !contains(ram, (p, m.size)) {
+                    errs.push(ConfigError::vm(
+                        K::OutsideRam,
+                        &v.name,
+                        format!("{f}.phys"),
+                        format!(
+                            "{} is not inside board RAM {}",
+                            range(p, m.size),
+                            range(ram.0, ram.1)
+                        ),
+                    ));
+                }
+                if overlaps((p, m.size), hyp) {
+                    errs.push(ConfigError::vm(
+                        K::HypOverlap,
+                        &v.name,
+                        format!("{f}.phys"),
+                        format!(
+                            "{} overlaps the hypervisor region {}",
+                            range(p, m.size),
+                            range(hyp.0, hyp.1)
+                        ),
+                    ));
+                }
+                phys.push((p, m.size));
+                phys_who.push((vi, mi));
+            }
+        }
+    }
+    for (i, j) in overlapping_pairs(&phys) {
+        let (vi, mi) = phys_who[i];
+        let (vj, mj) = phys_who[j];
+        errs.push(ConfigError::vm(
+            K::PhysOverlap,
+            &inp.cfg.vms[vj].name,
+            format!("memory[{mj}].phys"),
+            format!(
+                "{} overlaps vm `{}` `memory[{mi}].phys` {}",
+                range(phys[j].0, phys[j].1),
+                inp.cfg.vms[vi].name,
+                range(phys[i].0, phys[i].1)
+            ),
+        ));
+    }
+    // Channels count against RAM too.
+    for c in &inp.cfg.channels {
+        demand = demand.saturating_add(c.size);
+    }
+    let available = ram.1.saturating_sub(hyp.1);
+    if demand > available {
+        errs.push(ConfigError::new(
+            K::RamDemand,
+            Subject::Config,
+            "memory",
+            format!(
+                "VMs and channels need {demand:#x} bytes of RAM but the board has {available:#x} outside the hypervisor region"
+            ),
+        ));
+    }
+}
+
+/// Device names, single ownership; resolves each VM's devices.
+fn devices(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
+    let board = &inp.board;
+    let dev_by_name: BTreeMap<&str, usize> = board
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.as_str(), i))
+        .collect();
+    let mut dev_owner: BTreeMap<&str, usize> = BTreeMap::new();
+    for (vi, v) in inp.cfg.vms.iter().enumerate() {
+        let mut mine: Vec<Device> = Vec::new();
+        for (di, d) in v.devices.iter().enumerate() {
+            let f = format!("devices[{di}]");
+            let Some(&bi) = dev_by_name.get(d.as_str()) else {
+                let known: Vec<&str> = dev_by_name.keys().copied().collect();
+                errs.push(ConfigError::vm(
+                    K::UnknownDevice,
+                    &v.name,
+                    f,
+                    format!("board has no device `{d}` (it has: {})", known.join(", ")),
+                ));
+                continue;
+            };
+            match dev_owner.get(d.as_str()) {
+                Some(&o) if o == vi => errs.push(ConfigError::vm(
+                    K::DeviceTwice,
+                    &v.name,
+                    f,
+                    format!("device `{d}` is listed twice"),
+                )),
+                Some(&o) => errs.push(ConfigError::vm(
+                    K::DeviceTwice,
+                    &v.name,
+                    f,
+                    format!(
+                        "device `{d}` is already passed through to vm `{}`",
+                        inp.cfg.vms[o].name
+                    ),
+                )),
+                None => {
+                    dev_owner.insert(d, vi);
+                }
+            }
+            let bd = &board.devices[bi];
+            if !mine.iter().any(|x| x.name == bd.name) {
+                mine.push(Device {
+                    name: bd.name.clone(),
+                    compatible: bd.compatible.clone(),
+                    pa: bd.base,
+                    ipa: bd.base,
+                    size: bd.size,
+                    irqs: bd.irqs.clone(),
+                    dt: bd.dt.clone(),
+                });
+            }
+        }
+        res.devices.push(mine);
+    }
+}
+
+/// LLC colors of VMs and channels: inside the board's range, each owned once.
+fn colors(inp: &Input, errs: &mut Vec<ConfigError>) {
+    let ncolors = inp.board.llc.map(|l| l.colors());
+    let mut color_owner: BTreeMap<u32, String> = BTreeMap::new();
+    let mut check = |subject: Subject, colors: &Option<Vec<u32>>, errs: &mut Vec<ConfigError>| {
+        let Some(colors) = colors else { return };
+        let Some(n) = ncolors else {
+            errs.push(ConfigError::new(
+                K::Colors,
+                subject,
+                "colors",
+                "the board has no [llc] geometry, so colors cannot be checked",
+            ));
+            return;
+        };
+        if colors.is_empty() {
+            errs.push(ConfigError::new(
+                K::Colors,
+                subject.clone(),
+                "colors",
+                "empty color list (omit `colors` for an uncolored VM)",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for &c in colors {
+            if u64::from(c) >= n {
+                errs.push(ConfigError::new(
+                    K::Colors,
+                    subject.clone(),
+                    "colors",
+                    format!("color {c} is outside the board's 0..{n}"),
+                ));
+            } else if !seen.insert(c) {
+                errs.push(ConfigError::new(
+                    K::Colors,
+                    subject.clone(),
+                    "colors",
+                    format!("color {c} is listed twice"),
+                ));
+            } else if let Some(other) = color_owner.get(&c) {
+                errs.push(ConfigError::new(
+                    K::Colors,
+                    subject.clone(),
+                    "colors",
+                    format!("color {c} is already {other}'s"),
+                ));
+            } else {
+                color_owner.insert(c, subject.to_string());
+            }
+        }
+    };
+    for v in &inp.cfg.vms {
+        check(Subject::Vm(v.name.clone()), &v.colors, errs);
+        if v.colors.is_some() && v.memory.iter().any(|m| m.phys.is_some()) {
+            errs.push(ConfigError::vm(
+                K::Colors,
+                &v.name,
+                "colors",
+                "a colored VM cannot also place memory at an explicit `phys`",
+            ));
+        }
+    }
+    for c in &inp.cfg.channels {
+        check(Subject::Channel(c.name.clone()), &c.colors, errs);
+    }
+}
+
+fn channels(inp: &Input, res: &Resources, errs: &mut Vec<ConfigError>) {
+    let mut chan_names = BTreeSet::new();
+    for c in &inp.cfg.channels {
+        let s = || Subject::Channel(c.name.clone());
+        if !chan_names.insert(c.name.as_str()) {
+            errs.push(ConfigError::new(
+                K::DuplicateName,
+                s(),
+                "name",
+                "another channel has this name",
+            ));
+        }
+        if c.size == 0 {
+            errs.push(ConfigError::new(
+                K::ZeroSize,
+                s(),
+                "size",
+                "region of size zero",
+            ));
+        } else if !aligned(c.size) {
+            errs.push(ConfigError::new(
+                K::Unaligned,
+                s(),
+                "size",
+                format!("{:#x} is not 4 KiB aligned", c.size),
+            ));
+        }
+        if c.ends.len() < 2 {
+            errs.push(ConfigError::new(
+                K::Channel,
+                s(),
+                "ends",
+                "a channel needs at least two VMs",
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for e in &c.ends {
+            if !res.vm_index.contains_key(e.as_str()) {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    "ends",
+                    format!("no VM named `{e}`"),
+                ));
+            } else if !seen.insert(e.as_str()) {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    "ends",
+                    format!("vm `{e}` is listed twice"),
+                ));
+            }
+        }
+    }
+}
+
+/// A VM's guest-physical windows (RAM, vUART, vGIC, devices): no overflow, inside the IPA
+/// space every supported core translates, pairwise disjoint.
+fn ipa_windows(inp: &Input, vi: usize, devices: &[Device], errs: &mut Vec<ConfigError>) {
+    let v = &inp.cfg.vms[vi];
+    let nv = v.cpus.len().max(1) as u64;
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    for (mi, m) in v.memory.iter().enumerate() {
+        windows.push((m.ipa, m.size));
+        labels.push(format!("memory[{mi}]"));
+    }
+    windows.push((VUART_IPA, PAGE_SIZE));
+    labels.push("vUART".into());
+    windows.push((VGIC_GICD, 0x10000));
+    labels.push("vGIC distributor".into());
+    match inp.version {
+        GicVersion::V3 => {
+            windows.push((VGIC_GICR, VGIC_GICR_STRIDE.saturating_mul(nv)));
+            labels.push("vGIC redistributors".into());
+        }
+        GicVersion::V2 => {
+            windows.push((VGIC_GICC, 0x2000));
+            labels.push("vGIC CPU interface".into());
+        }
+    }
+    for d in devices {
+        windows.push((d.ipa, d.size));
+        labels.push(format!("device `{}`", d.name));
+    }
+    let limit = 1u64 << IPA_BITS;
+    for (i, &(base, size)) in windows.iter().enumerate() {
+        if size == 0 {
+            continue;
+        }
+        match base.checked_add(size) {
+            None => errs.push(ConfigError::vm(
+                K::IpaRange,
+                &v.name,
+                &labels[i],
+                format!("ipa {base:#x} + size {size:#x} overflows"),
+            )),
+            Some(end) if end > limit => errs.push(ConfigError::vm(
+                K::IpaRange,
+                &v.name,
+                &labels[i],
+                format!(
+                    "guest-physical {} ends above the {IPA_BITS}-bit IPA space ({limit:#x}) every supported core can translate",
+                    range(base, size)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    for (i, j) in overlapping_pairs(&windows) {
+        // Report each pair on the later (config-side) window first.
+        let (a, b) = if j < v.memory.len() {
+            (j, i)
+        } else if i < v.memory.len() {
+            (i, j)
+        } else {
+            (j, i)
+        };
+        errs.push(ConfigError::vm(
+            K::IpaOverlap,
+            &v.name,
+            &labels[a],
+            format!(
+                "guest-physical {} overlaps {} {}",
+                range(windows[a].0, windows[a].1),
+                labels[b],
+                range(windows[b].0, windows[b].1)
+            ),
+        ));
+    }
+}
