@@ -135,14 +135,16 @@ impl Report {
                         kind_str(kind)
                     ),
                 };
+                let slack = g
+                    .slack_us
+                    .map_or(String::new(), |s| format!(", least slack {s} µs"));
                 t += &format!(
-                    "  {} vCPU{}: {} task(s), {}, utilisation {} on {on}: schedulable, slack {} µs\n",
+                    "  {} vCPU{}: {} task(s), {}, utilisation {} on {on}: schedulable{slack}\n",
                     vm.name,
                     g.vcpu,
                     g.tasks,
                     g.policy.as_str(),
-                    pct(g.utilisation_ppm),
-                    g.slack_us
+                    pct(g.utilisation_ppm)
                 );
                 if let Some(sv) = server_of(s, g.vm, g.vcpu).filter(|sv| sv.budget_auto) {
                     t += &format!(
@@ -207,11 +209,19 @@ fn shared_core(
         servers.len()
     );
     if let Some(a) = a {
-        let slack = match policy {
-            SchedPolicy::Edf => format!("least slack {} µs at t = {} µs", a.slack_us, a.slack_at),
-            SchedPolicy::FixedPriority => format!(
+        let slack = match (policy, a.slack_us) {
+            (SchedPolicy::Edf, Some(s)) => format!(
+                "least slack {s} µs at t = {} µs (demand checked up to {} µs)",
+                a.slack_at, a.horizon_us
+            ),
+            (SchedPolicy::Edf, None) => format!(
+                "no deadline below the proven horizon {} µs to check",
+                a.horizon_us
+            ),
+            (SchedPolicy::FixedPriority, s) => format!(
                 "least slack {} µs (servers[{}]: period − response time)",
-                a.slack_us, a.slack_at
+                s.unwrap_or(0),
+                a.slack_at
             ),
         };
         *t += &format!(
@@ -227,9 +237,8 @@ fn shared_core(
         let d = &sv.desc;
         let auto = if sv.budget_auto { " (auto)" } else { "" };
         let mut line = format!(
-            "          [{i}] {}/{} {:<10} budget {} µs{auto} / period {} µs ({})",
-            sv.vm_name,
-            d.vcpu,
+            "          [{i}] {:<12} {:<10} budget {} µs{auto} / period {} µs ({})",
+            format!("{}/{}", sv.vm_name, d.vcpu),
             kind_str(d.kind),
             d.budget_us,
             d.period_us,

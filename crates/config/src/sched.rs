@@ -124,11 +124,13 @@ pub struct CoreAnalysis {
     pub policy: desc::SchedPolicy,
     /// `Σ (budget + overhead) / period`, parts per million (rounded up).
     pub utilisation_ppm: u64,
-    /// EDF: the least `t − demand(t)` over the checked points (µs) and where it occurs.
-    /// Fixed priority: the least `period − response time` over the servers, and the index of
-    /// that server.
-    pub slack_us: u64,
+    /// EDF: the least `t − demand(t)` over the checked points (µs) and where it occurs
+    /// (`None` when no deadline falls below the proven horizon). Fixed priority: the least
+    /// `period − response time` over the servers, and the index of that server.
+    pub slack_us: Option<u64>,
     pub slack_at: u64,
+    /// EDF: the window length up to which demand was checked (a proven bound), µs.
+    pub horizon_us: u64,
     /// Fixed priority: each server's worst-case response time (µs), config order.
     pub response_us: Vec<u64>,
     /// The costs charged.
@@ -146,9 +148,10 @@ pub struct GuestAnalysis {
     pub tasks: usize,
     /// `Σ wcet / period` of the tasks, parts per million (rounded up).
     pub utilisation_ppm: u64,
-    /// EDF: the least `sbf(t) − demand(t)` over the checked points (µs). Fixed priority: the
-    /// least `deadline − witness` over the tasks (µs; the witness bounds the response time).
-    pub slack_us: u64,
+    /// EDF: the least `sbf(t) − demand(t)` over the checked points (µs; `None` when no point
+    /// needed checking). Fixed priority: `None` (the test finds, per task, one point where
+    /// demand fits the supply; it measures no margin).
+    pub slack_us: Option<u64>,
 }
 
 fn analysis_kind(k: desc::ServerKind) -> ta::ServerKind {
@@ -271,8 +274,9 @@ pub fn core_test(
                 cpu: 0,
                 policy,
                 utilisation_ppm: r.utilisation.parts_per_million(),
-                slack_us: r.min_slack,
+                slack_us: (r.min_slack != u64::MAX).then_some(r.min_slack),
                 slack_at: r.min_slack_at,
+                horizon_us: r.horizon,
                 response_us: Vec::new(),
                 costs,
             })
@@ -291,8 +295,9 @@ pub fn core_test(
                 cpu: 0,
                 policy,
                 utilisation_ppm: r.utilisation.parts_per_million(),
-                slack_us,
+                slack_us: Some(slack_us),
                 slack_at: slack_at as u64,
+                horizon_us: 0,
                 response_us: resp,
                 costs,
             })
@@ -383,17 +388,14 @@ pub fn guest_test(
     let (utilisation_ppm, slack_us) = match policy {
         TaskPolicy::Edf => {
             let r = ta::guest_edf(resource, &ts).map_err(err)?;
-            (r.utilisation.parts_per_million(), r.min_slack)
+            (
+                r.utilisation.parts_per_million(),
+                (r.min_slack != u64::MAX).then_some(r.min_slack),
+            )
         }
         TaskPolicy::FixedPriority => {
             let r = ta::guest_fp(resource, &ts).map_err(err)?;
-            let slack = ts
-                .iter()
-                .zip(r.witnesses())
-                .map(|(t, &w)| t.deadline.saturating_sub(w))
-                .min()
-                .unwrap_or(0);
-            (r.utilisation.parts_per_million(), slack)
+            (r.utilisation.parts_per_million(), None)
         }
     };
     Ok(GuestAnalysis {

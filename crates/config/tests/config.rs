@@ -240,6 +240,134 @@ fn everything_fixture_resolves() {
     assert_eq!(sys.vms[0].dtb_ipa, 0x4000_0000 + 0x200_0000 - 0x1_0000);
 }
 
+/// Generated `config.rs` of a few configs against `tests/snapshots/<name>.config.rs.snap`.
+/// `UPDATE_SNAPSHOTS=1 cargo test -p tessera-config` rewrites them (review the diff).
+#[test]
+fn config_rs_snapshots() {
+    let good = fixtures().join("good");
+    let shipped = repo_root().join("boards/qemu-virt/configs");
+    let cases = [
+        ("minimal", good.join("minimal.toml")),
+        ("everything", good.join("everything.toml")),
+        ("sched-mixed", good.join("sched-mixed.toml")),
+        ("sched-edf", shipped.join("sched-edf.toml")),
+        ("sched-fp", shipped.join("sched-fp.toml")),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for (name, file) in cases {
+        let sys = load(&file).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        // Stable stand-ins for the OUT_DIR paths of the embedded blobs.
+        let blobs: Vec<(PathBuf, PathBuf)> = sys
+            .vms
+            .iter()
+            .map(|v| {
+                (
+                    PathBuf::from(format!("OUT_DIR/vm{}-{}.img", v.id, v.name)),
+                    PathBuf::from(format!("OUT_DIR/vm{}-{}.dtb", v.id, v.name)),
+                )
+            })
+            .collect();
+        let text = tessera_config::codegen::config_rs_text(&sys, &blobs);
+        let snap = dir.join(format!("{name}.config.rs.snap"));
+        if update {
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(&snap, &text).unwrap();
+            continue;
+        }
+        let want = fs::read_to_string(&snap).unwrap_or_default();
+        if want != text {
+            let line = want
+                .lines()
+                .zip(text.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(want.lines().count().min(text.lines().count()));
+            stale.push(format!(
+                "{name}: generated config.rs differs from {} at line {}:\n  want: {:?}\n  got:  {:?}",
+                snap.display(),
+                line + 1,
+                want.lines().nth(line).unwrap_or("<end>"),
+                text.lines().nth(line).unwrap_or("<end>")
+            ));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{}\n(UPDATE_SNAPSHOTS=1 cargo test -p tessera-config rewrites them)",
+        stale.join("\n")
+    );
+}
+
+/// The shared cores of sched-mixed.toml: policies, server order = slots, auto budget, trace.
+#[test]
+fn shared_cores_resolve() {
+    use tessera_config::desc::{SchedPolicy, ServerKind};
+    let sys = load(&fixtures().join("good/sched-mixed.toml")).unwrap();
+    let (ctl, pair, side, third) = (0, 1, 2, 3);
+    let CorePolicy::Shared { policy, servers } = &sys.pcpus[0].policy else {
+        panic!("{:?}", sys.pcpus[0])
+    };
+    assert_eq!(*policy, SchedPolicy::Edf);
+    assert!(sys.pcpus[0].trace);
+    assert_eq!(
+        servers
+            .iter()
+            .map(|s| (s.desc.vm, s.desc.vcpu))
+            .collect::<Vec<_>>(),
+        [(side, 0), (ctl, 0)]
+    );
+    assert!(servers[1].budget_auto);
+    assert!(servers[1].desc.budget_us > 0 && servers[1].desc.budget_us <= 500);
+    assert_eq!(servers[0].desc.kind, ServerKind::Polling);
+    assert_eq!(servers[0].desc.priority, 0);
+    assert_eq!(
+        sys.pcpus[1].policy,
+        CorePolicy::Exclusive { vm: ctl, vcpu: 1 }
+    );
+    assert!(!sys.pcpus[1].trace);
+    let CorePolicy::Shared { policy, servers } = &sys.pcpus[2].policy else {
+        panic!("{:?}", sys.pcpus[2])
+    };
+    assert_eq!(*policy, SchedPolicy::FixedPriority);
+    assert!(!sys.pcpus[2].trace);
+    assert_eq!(
+        servers
+            .iter()
+            .map(|s| (s.desc.vm, s.desc.vcpu, s.desc.priority))
+            .collect::<Vec<_>>(),
+        [(pair, 1, 5), (third, 0, 9), (pair, 0, 1)]
+    );
+    assert_eq!(servers[0].desc.kind, ServerKind::Cbs);
+    assert_eq!(sys.pcpus[3].policy, CorePolicy::Idle);
+    // Every vCPU's slot indexes its own server.
+    for vm in &sys.vms {
+        for (i, (&cpu, &slot)) in vm.cpus.iter().zip(&vm.slots).enumerate() {
+            match &sys.pcpus[cpu].policy {
+                CorePolicy::Shared { servers, .. } => {
+                    assert_eq!((servers[slot].desc.vm, servers[slot].desc.vcpu), (vm.id, i))
+                }
+                CorePolicy::Exclusive { .. } => assert_eq!(slot, 0),
+                CorePolicy::Idle => panic!("vCPU on an idle core"),
+            }
+        }
+    }
+    assert_eq!(sys.vms[pair].slots, [2, 0]);
+    // Both levels analysed: two shared cores, two vCPUs with tasks.
+    assert_eq!(sys.analysis.cores.len(), 2);
+    assert_eq!(sys.analysis.guests.len(), 2);
+    let r = tessera_config::Report::new(&sys).to_string();
+    for s in [
+        "pCPU0  edf (2 servers, trace on): utilisation",
+        "budget \"auto\" = ",
+        "pCPU2  fixed-priority (3 servers)",
+        "priority 5, response ",
+        "on the whole of pCPU1 (exclusive): schedulable",
+    ] {
+        assert!(r.contains(s), "report lacks {s:?}:\n{r}");
+    }
+}
+
 #[test]
 fn shipped_configs_validate() {
     let dir = repo_root().join("boards/qemu-virt/configs");
