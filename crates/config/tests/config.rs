@@ -708,3 +708,62 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Periodic servers sharing core 0 under EDF, with board.toml's costs (10 µs per
+    /// activation, 20 µs blocking): an accepted set never exceeds the core
+    /// (`Σ (Θ + 10)/Π ≤ 1`), and a set that passes the sufficient test
+    /// `Σ (Θ + 10)/Π + 20/Π_min ≤ 1` is accepted. Checks that the costs reach the analysis.
+    #[test]
+    fn edf_core_verdict_brackets(servers in prop::collection::vec((1u64..40, 1u64..=20), 2..5)) {
+        // Periods 1..=20 ms, budgets 1..40 % of the period (rounded to 10 µs).
+        let servers: Vec<(u64, u64)> = servers
+            .into_iter()
+            .map(|(pct, p)| {
+                let period = p * 1000;
+                ((period * pct / 100).max(10) / 10 * 10, period)
+            })
+            .collect();
+        let mut text = String::new();
+        let mut list = Vec::new();
+        for (i, (b, p)) in servers.iter().enumerate() {
+            text += &format!(
+                "[[vms]]\nname = \"v{i}\"\ncpus = [0]\nimage = \"hello\"\nmemory = [{{ size = 0x100_0000 }}]\n"
+            );
+            list.push(format!(
+                "{{ vm = \"v{i}\", kind = \"periodic\", budget_us = {b}, period_us = {p} }}"
+            ));
+        }
+        text += &format!(
+            "[[scheduling]]\ncpu = 0\npolicy = \"edf\"\nservers = [{}]\n",
+            list.join(", ")
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prop-edf");
+        fs::create_dir_all(&dir).unwrap();
+        let f = dir.join(format!("{}.toml", list.join("-").len() ^ servers.iter().map(|s| s.0 * 31 + s.1).sum::<u64>() as usize));
+        fs::write(&f, &text).unwrap();
+        let r = load(&f);
+        let _ = fs::remove_file(&f);
+        // Exact rational comparisons over the common denominator Π_lcm (periods ≤ 20 ms).
+        let lcm = servers.iter().fold(1u64, |l, &(_, p)| {
+            let (mut a, mut b) = (l, p);
+            while b != 0 { (a, b) = (b, a % b); }
+            l / a * p
+        });
+        let demand: u64 = servers.iter().map(|&(b, p)| (b + 10) * (lcm / p)).sum();
+        let p_min = servers.iter().map(|s| s.1).min().unwrap();
+        let sufficient = (demand as u128) * (p_min as u128) + 20 * (lcm as u128) <= (lcm as u128) * (p_min as u128);
+        match r {
+            Ok(sys) => {
+                prop_assert!(demand <= lcm, "accepted with utilisation > 1: {:?}", servers);
+                prop_assert_eq!(sys.analysis.cores.len(), 1);
+            }
+            Err(e) => {
+                prop_assert!(!sufficient, "rejected although sufficient: {:?}: {:?}", servers, e);
+                prop_assert!(e.iter().all(|e| e.kind == ErrorKind::Unschedulable), "{:?}", e);
+            }
+        }
+    }
+}
