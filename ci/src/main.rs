@@ -11,6 +11,7 @@ mod qemu;
 mod scenario;
 mod setup;
 mod test;
+mod trace;
 mod util;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ enum Command {
     /// Benchmarks under -icount: the bench guest under Tessera against bare QEMU (never part
     /// of `test`).
     Bench(BenchArgs),
+    /// Run a config on QEMU and draw the hypervisor's scheduler trace as an SVG timeline.
+    Trace(TraceArgs),
 }
 
 #[derive(Args)]
@@ -156,6 +159,42 @@ struct BenchArgs {
     keep_trace: bool,
 }
 
+#[derive(Args)]
+struct TraceArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Where the SVG goes (default: target/trace/<config>-gic<N>.svg).
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Draw an existing console log instead of running QEMU (e.g. a scenario's
+    /// target/test-logs/<name>.log).
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+    /// Start of the window drawn, in µs from the first trace event.
+    #[arg(long, value_name = "US")]
+    from_us: Option<u64>,
+    /// Length of the window drawn, in µs (default: two hyperperiods of the servers, at least
+    /// four of the longest period, at most 50 ms).
+    #[arg(long, value_name = "US")]
+    span_us: Option<u64>,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    cpu: String,
+    /// Number of physical cores QEMU models (default: the cores the config uses).
+    #[arg(long)]
+    smp: Option<u32>,
+    /// Guest RAM of the QEMU machine (QEMU -m syntax).
+    #[arg(long, default_value = "2G")]
+    memory: String,
+    /// Kill QEMU after this many seconds (what was logged is still drawn).
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Run without `-icount shift=0,sleep=off` (guest time then follows the host's clock and
+    /// load; with it, one instruction is 1 ns and the schedule does not depend on the host).
+    #[arg(long)]
+    no_icount: bool,
+}
+
 fn main() {
     let cli = Cli::parse();
     match real_main(cli) {
@@ -197,6 +236,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 args.scenarios.as_deref(),
             )
         }
+        Command::Trace(args) => cmd_trace(&paths, args),
         Command::Bench(args) => {
             setup::ensure(&paths)?;
             let gics = match args.gic.as_str() {
@@ -335,4 +375,67 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
             t.as_secs()
         ),
     }
+}
+
+fn cmd_trace(paths: &Paths, args: TraceArgs) -> Result<i32> {
+    let window = trace::WindowSpec {
+        from_us: args.from_us,
+        span_us: args.span_us,
+    };
+    if let Some(log) = args.log {
+        let stem = log
+            .file_stem()
+            .map_or("trace".into(), |s| s.to_string_lossy().into_owned());
+        let out = args
+            .out
+            .unwrap_or_else(|| paths.target.join("trace").join(format!("{stem}.svg")));
+        return trace::run(
+            paths,
+            &trace::Options {
+                title: format!("Tessera scheduler trace: {}", log.display()),
+                out,
+                window,
+                log,
+                run: None,
+            },
+        );
+    }
+    setup::ensure(paths)?;
+    let mut builder = Builder::new(paths);
+    let hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    let built = builder.build_hypervisor(&hb)?;
+    let name = format!("{}-gic{}", hb.config_name, hb.gic);
+    let smp = match args.smp {
+        Some(n) => n,
+        None => trace::config_cores(&hb.config_path)?,
+    };
+    let mut extra = Vec::new();
+    if !args.no_icount {
+        extra.extend(["-icount".to_string(), "shift=0,sleep=off".to_string()]);
+    }
+    let spec = qemu::QemuSpec {
+        kernel: built.image.clone(),
+        gic: hb.gic,
+        cpu: args.cpu.clone(),
+        smp,
+        memory: args.memory.clone(),
+        virtualization: true,
+        gdb: false,
+        defmt_file: None,
+        extra,
+    };
+    let dir = paths.target.join("trace");
+    trace::run(
+        paths,
+        &trace::Options {
+            title: format!(
+                "Tessera scheduler trace: config {} (board {}, GICv{})",
+                hb.config_name, hb.board, hb.gic
+            ),
+            out: args.out.unwrap_or_else(|| dir.join(format!("{name}.svg"))),
+            window,
+            log: dir.join(format!("{name}.log")),
+            run: Some((spec, Duration::from_secs(args.timeout))),
+        },
+    )
 }
