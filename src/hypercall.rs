@@ -4,14 +4,15 @@ use tessera_abi::{Call, Error, CONSOLE_WRITE_MAX, VERSION_MAJOR, VERSION_MINOR};
 use tessera_stage2::GuestPhysAddr;
 
 use crate::arch::TrapFrame;
+use crate::pcpu::Exit;
 use crate::vm::{self, VmEnd};
 use crate::{console, mm};
 
 /// Handles HVC function `frame.x[0]` for vCPU `vcpu` of `vm`.
-pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
+pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
     let Some(call) = Call::from_id(frame.x[0]) else {
         frame.x[0] = Error::NotSupported.as_reg();
-        return;
+        return Exit::Resume;
     };
     match call {
         Call::Version => {
@@ -32,12 +33,13 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
             frame.x[2] = vcpu as u64;
             frame.x[3] = vm::desc(vm).vcpus.len() as u64;
         }
-        Call::Shutdown => vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)),
+        Call::Shutdown => return vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)).into(),
         Call::ResetCount => {
             frame.x[0] = 0;
-            frame.x[1] = u64::from(vm::rt(vm).resets());
+            frame.x[1] = u64::from(vm::get(vm).resets());
         }
     }
+    Exit::Resume
 }
 
 /// Copies `len` bytes at guest-physical `ipa` to the VM's console, after checking every byte

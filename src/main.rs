@@ -12,6 +12,7 @@ mod drivers;
 mod hypercall;
 mod mm;
 mod panic;
+mod pcpu;
 mod trap;
 mod vdev;
 mod vgic;

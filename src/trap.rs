@@ -7,25 +7,29 @@ use crate::arch::esr::{self, Esr, ExceptionClass};
 use crate::arch::exception::VectorKind;
 use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
+use crate::pcpu::{self, Exit};
 use crate::vm::{self, VmEnd};
 use crate::{console, hprintln, hypercall, vdev, vgic, vpsci};
 
-/// Entry from the vectors with the saved guest registers.
+/// Entry from the vectors with the saved guest registers: handle the exit, then let the run
+/// loop decide what runs next (the same vCPU, another, or none).
 pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
-    match kind {
+    let exit = match kind {
         VectorKind::LowerSync => lower_sync(frame),
-        VectorKind::LowerIrq | VectorKind::LowerFiq => vm::drain_interrupts(),
+        VectorKind::LowerIrq | VectorKind::LowerFiq => {
+            pcpu::drain_interrupts();
+            Exit::Resume
+        }
         VectorKind::LowerSError => {
             let esr = Esr(ESR_EL2.get());
-            guest_error(frame, "SError (asynchronous abort)", esr, 0);
+            guest_error(frame, "SError (asynchronous abort)", esr, 0)
         }
         _ => hypervisor_fault(frame, kind),
-    }
-    vm::kick_if_stopping();
-    vgic::flush_if_dirty();
+    };
+    pcpu::end_exit(frame, exit);
 }
 
-fn lower_sync(frame: &mut TrapFrame) {
+fn lower_sync(frame: &mut TrapFrame) -> Exit {
     let esr = Esr(ESR_EL2.get());
     defmt::trace!(
         "trap: EC {=u8:#x} ISS {=u32:#x} at {=u64:#x}",
@@ -37,29 +41,34 @@ fn lower_sync(frame: &mut TrapFrame) {
         ExceptionClass::Hvc64 => {
             if esr.imm16() != 0 {
                 frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
+                Exit::Resume
             } else {
-                call(frame, true);
+                call(frame, true)
             }
         }
         ExceptionClass::Smc64 => {
             // A trapped SMC returns to the SMC itself; step over it.
             frame.elr += 4;
-            call(frame, false);
+            call(frame, false)
         }
         ExceptionClass::DataAbortLower => data_abort(frame, esr),
         ExceptionClass::InstrAbortLower => {
             let far = FAR_EL2.get();
-            stage2_fault(frame, esr, far, regs::fault_ipa(far), true);
+            stage2_fault(frame, esr, far, regs::fault_ipa(far), true)
         }
-        ExceptionClass::WfiWfe => frame.elr += 4,
+        ExceptionClass::WfiWfe => {
+            frame.elr += 4;
+            wait_for_interrupt(frame, esr)
+        }
         ExceptionClass::SysReg if is_sgi1r_write(esr) => {
             let (vm, vcpu) = current_or_fatal(frame);
             vgic::sgi1r(vm, vcpu, frame.reg(((esr.iss() >> 5) & 0x1f) as usize));
             frame.elr += 4;
+            Exit::Resume
         }
         _ => {
             let (vm, vcpu) = current_or_fatal(frame);
-            if vm::rt(vm).may_report_fault(vm) {
+            if vm::get(vm).may_report_fault(vm) {
                 hprintln!(
                     "vm {} vcpu {}: {} (ESR {:#x}) at {:#x} → undefined instruction",
                     vm::desc(vm).name,
@@ -70,7 +79,28 @@ fn lower_sync(frame: &mut TrapFrame) {
                 );
             }
             inject_undef(frame);
+            Exit::Resume
         }
+    }
+}
+
+/// A trapped WFI or WFE (only shared cores trap them). WFI with nothing pending makes the vCPU
+/// idle until an interrupt or its virtual timer; WFE (a spin-wait hint) just lets the
+/// scheduler decide again.
+fn wait_for_interrupt(frame: &TrapFrame, esr: Esr) -> Exit {
+    let is_wfe = esr.iss() & 1 != 0;
+    if is_wfe || !pcpu::is_shared() {
+        return Exit::Resume;
+    }
+    let (vm, vcpu) = current_or_fatal(frame);
+    if vgic::running_has_work(vm, vcpu) {
+        return Exit::Resume;
+    }
+    let mut el1 = crate::arch::vcpu::El1State::RESET;
+    el1.save();
+    match el1.timer_deadline() {
+        Some(t) if t <= crate::arch::vcpu::now() => Exit::Resume,
+        wake_at => Exit::Idle { wake_at },
     }
 }
 
@@ -83,19 +113,20 @@ fn is_sgi1r_write(esr: Esr) -> bool {
 }
 
 /// HVC or SMC: PSCI and SMCCC architecture calls by either conduit, Tessera calls by HVC.
-fn call(frame: &mut TrapFrame, via_hvc: bool) {
+fn call(frame: &mut TrapFrame, via_hvc: bool) -> Exit {
     let (vm, vcpu) = current_or_fatal(frame);
     let fid = frame.x[0];
     if vpsci::is_psci_or_arch(fid) {
-        vpsci::handle(frame, vm, vcpu);
+        vpsci::handle(frame, vm, vcpu)
     } else if via_hvc {
-        hypercall::handle(frame, vm, vcpu);
+        hypercall::handle(frame, vm, vcpu)
     } else {
         frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
+        Exit::Resume
     }
 }
 
-fn data_abort(frame: &mut TrapFrame, esr: Esr) {
+fn data_abort(frame: &mut TrapFrame, esr: Esr) -> Exit {
     let far = FAR_EL2.get();
     let ipa = regs::fault_ipa(far);
     let (vm, vcpu) = current_or_fatal(frame);
@@ -103,16 +134,16 @@ fn data_abort(frame: &mut TrapFrame, esr: Esr) {
         if let Some(handled) = vdev::mmio(frame, vm, vcpu, ipa, esr) {
             if handled {
                 frame.elr += 4;
-                return;
+                return Exit::Resume;
             }
         }
     }
-    stage2_fault(frame, esr, far, ipa, false);
+    stage2_fault(frame, esr, far, ipa, false)
 }
 
 /// A guest touched guest-physical memory it does not own: report, then inject an external
 /// abort or stop the VM, as its config says.
-fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction: bool) {
+fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction: bool) -> Exit {
     let (vm, vcpu) = current_or_fatal(frame);
     let d = vm::desc(vm);
     let access = if instruction {
@@ -133,7 +164,7 @@ fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction
         ipa,
         esr.0
     );
-    if vm::rt(vm).may_report_fault(vm) {
+    if vm::get(vm).may_report_fault(vm) {
         hprintln!(
             "vm {} vcpu {}: stage-2 fault: {} at IPA {:#x} (VA {:#x}, PC {:#x}, ESR {:#x}); {}",
             d.name,
@@ -152,13 +183,14 @@ fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction
             let esr1 = esr::injected_abort_esr(instruction, from_el0);
             frame.elr = regs::inject_el1_sync(frame.elr, frame.spsr, esr1, far);
             frame.spsr = arch::exception::SPSR_EL1H_MASKED;
+            Exit::Resume
         }
-        FaultPolicy::Stop => vm::finish_vm(vm, VmEnd::Stopped),
+        FaultPolicy::Stop => vm::finish_vm(vm, VmEnd::Stopped).into(),
     }
 }
 
 /// An error of the guest's own making that has no architectural injection (SError): stop it.
-fn guest_error(frame: &TrapFrame, what: &str, esr: Esr, far: u64) {
+fn guest_error(frame: &TrapFrame, what: &str, esr: Esr, far: u64) -> Exit {
     let (vm, vcpu) = current_or_fatal(frame);
     hprintln!(
         "vm {} vcpu {}: {} (ESR {:#x}, FAR {:#x}, PC {:#x}); stopping the VM",
@@ -169,7 +201,7 @@ fn guest_error(frame: &TrapFrame, what: &str, esr: Esr, far: u64) {
         far,
         frame.elr
     );
-    vm::finish_vm(vm, VmEnd::Stopped);
+    vm::finish_vm(vm, VmEnd::Stopped).into()
 }
 
 fn inject_undef(frame: &mut TrapFrame) {

@@ -12,8 +12,11 @@
 //! - An SPI the config gives a VM: hardware-linked to that VM, routed to the physical core
 //!   of the vCPU the guest targets (vCPU 0 until the guest says otherwise).
 //!
-//! Each core keeps a shadow of what it put in its list registers; the model holds everything
-//! else (pending, active-but-not-listed, enables, priorities, routing).
+//! Each vCPU keeps a shadow of what was put in the list registers for it while it runs on its
+//! core; the model holds everything else (pending, active-but-not-listed, enables,
+//! priorities, routing). When a vCPU leaves its core (a switch on a shared core, or it stops)
+//! its list registers go back into the model, so a vCPU that is not running has all its
+//! interrupt state in the model and nothing in any core's registers.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,14 +25,13 @@ use tessera_vgic_model::{
     lr_v2_decode, lr_v2_encode, lr_v3_decode, lr_v3_encode, Effects, LrEntry, LrState, Version,
     Vgic, VgicConfig,
 };
-use tock_registers::interfaces::Writeable;
 
 use crate::arch::esr::Esr;
 use crate::arch::gic::{self, vif};
 use crate::arch::{self, TrapFrame};
 use crate::config::{GicVersion, BOARD};
 use crate::hprintln;
-use crate::vm::{self, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
+use crate::vm::{self, MAX_VCPUS, MAX_VMS};
 
 /// INTIDs a VM's virtual distributor covers (SGIs, PPIs and SPIs up to 255).
 const MAX_IRQS: usize = 256;
@@ -38,17 +40,37 @@ type Model = Vgic<MAX_VCPUS, MAX_IRQS>;
 static MODELS: [Mutex<Model>; MAX_VMS] = [const { Mutex::new(Model::empty()) }; MAX_VMS];
 static DENIED_REPORTED: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) }; MAX_VMS];
 
-/// What this core put in its list registers.
-struct CoreLrs {
+/// What was put in the list registers for a vCPU (valid while it runs on its core).
+struct LrShadow {
     entries: [Option<LrEntry>; 16],
 }
-static CORE_LRS: [Mutex<CoreLrs>; MAX_PCPUS] = [const {
-    Mutex::new(CoreLrs {
-        entries: [None; 16],
-    })
-}; MAX_PCPUS];
-/// This core's list registers need a look before the guest runs again.
-static DIRTY: [AtomicBool; MAX_PCPUS] = [const { AtomicBool::new(false) }; MAX_PCPUS];
+
+/// Per-vCPU interrupt state of the hypervisor (beyond the model): indexed `[vm][vcpu]`.
+struct VcpuIrq {
+    lrs: Mutex<LrShadow>,
+    /// Its list registers need a look before it runs again (something was injected, or it
+    /// just came onto its core).
+    dirty: AtomicBool,
+    /// GICv2: its virtual timer went in as a software interrupt and the physical timer PPI is
+    /// masked until the guest ends it.
+    timer_masked: AtomicBool,
+}
+
+static VCPU_IRQ: [[VcpuIrq; MAX_VCPUS]; MAX_VMS] = [const {
+    [const {
+        VcpuIrq {
+            lrs: Mutex::new(LrShadow {
+                entries: [None; 16],
+            }),
+            dirty: AtomicBool::new(false),
+            timer_masked: AtomicBool::new(false),
+        }
+    }; MAX_VCPUS]
+}; MAX_VMS];
+
+fn irq_state(vm: usize, vcpu: usize) -> &'static VcpuIrq {
+    &VCPU_IRQ[vm][vcpu]
+}
 
 /// Size of a GICv3 redistributor (RD + SGI frames) in the guest's map.
 const GICR_STRIDE: u64 = 0x2_0000;
@@ -101,43 +123,106 @@ pub fn reset_vm(vm: usize) -> Result<(), &'static str> {
     init_vm(vm)
 }
 
-/// Per-core set-up: the interrupts this core takes for its vCPU.
+/// Per-core set-up: the interrupts this core takes for its vCPUs, and a clean virtual
+/// interface.
 pub fn init_core(core: usize) {
     let mpidr = vm::core_mpidr(core);
+    vif::reset();
     gic::enable(gic::PPI_MAINTENANCE, core, mpidr);
     gic::enable(gic::PPI_VTIMER, core, mpidr);
 }
 
-/// A vCPU (re)starts on this core: empty list registers, nothing in flight.
-pub fn reset_vcpu_interface() {
-    vif::reset();
-    let core = arch::core_index();
-    CORE_LRS[core].lock().entries = [None; 16];
-    DIRTY[core].store(true, Ordering::Relaxed);
+/// A vCPU starts from scratch (PSCI CPU_ON, VM start or reset): nothing listed for it.
+pub fn vcpu_reset_interface(vm: usize, vcpu: usize) {
+    let st = irq_state(vm, vcpu);
+    st.lrs.lock().entries = [None; 16];
+    st.timer_masked.store(false, Ordering::Relaxed);
+    st.dirty.store(true, Ordering::Relaxed);
 }
 
-/// This core's vCPU stops: its virtual timer must not fire while it is off, and a timer
-/// interrupt it left active (hardware-linked, never deactivated) must not block the next start.
-pub fn stop_vcpu_interface() {
-    aarch64_cpu::registers::CNTV_CTL_EL0.set(0);
+/// vCPU `vcpu` of `vm` comes onto this core (its virtual interface state was restored): list
+/// its interrupts before it runs.
+pub fn vcpu_enters(vm: usize, vcpu: usize) {
+    let st = irq_state(vm, vcpu);
+    st.dirty.store(true, Ordering::Relaxed);
+    if st.timer_masked.load(Ordering::Relaxed) {
+        let core = arch::core_index();
+        gic::disable(gic::PPI_VTIMER, vm::core_mpidr(core));
+    }
+}
+
+/// vCPU `vcpu` of `vm` leaves this core (its virtual timer is already stopped). `keep`: it
+/// will come back (a switch), so its list registers go back into the model with the state
+/// the guest left them in; otherwise it stopped, and what was listed is dropped. Either way
+/// the core's list registers end up empty and its timer PPI usable by the next vCPU.
+pub fn vcpu_leaves(vm: usize, vcpu: usize, keep: bool) {
+    let st = irq_state(vm, vcpu);
+    {
+        let mut lrs = st.lrs.lock();
+        if keep {
+            let mut m = MODELS[vm].lock();
+            let empty = vif::empty_lrs();
+            for i in 0..vif::lr_count() {
+                if let Some(e) = lrs.entries[i].take() {
+                    let state = if empty & (1 << i) != 0 {
+                        LrState::Invalid
+                    } else {
+                        decode(vif::lr_read(i)).1
+                    };
+                    m.lr_returned(vcpu, e, state);
+                }
+            }
+        } else {
+            lrs.entries = [None; 16];
+        }
+    }
+    // A hardware-linked timer interrupt in flight keeps the physical PPI active: release it
+    // (the restored timer raises it again if it is still due).
     gic::deactivate(gic::PPI_VTIMER);
-    unmask_timer(arch::core_index());
+    if keep {
+        if st.timer_masked.load(Ordering::Relaxed) {
+            let core = arch::core_index();
+            gic::enable(gic::PPI_VTIMER, core, vm::core_mpidr(core));
+        }
+    } else {
+        unmask_timer(vm, vcpu);
+    }
     vif::reset();
-    CORE_LRS[arch::core_index()].lock().entries = [None; 16];
+}
+
+/// Whether a vCPU that is not running has an interrupt to take (it should leave WFI).
+pub fn has_work(vm: usize, vcpu: usize) -> bool {
+    irq_state(vm, vcpu).dirty.load(Ordering::Acquire) || MODELS[vm].lock().has_pending(vcpu)
+}
+
+/// Whether the running vCPU has an interrupt pending in its list registers or waiting for
+/// one (WFI would return at once).
+pub fn running_has_work(vm: usize, vcpu: usize) -> bool {
+    let lrs = irq_state(vm, vcpu).lrs.lock();
+    let empty = vif::empty_lrs();
+    for i in 0..vif::lr_count() {
+        if lrs.entries[i].is_some() && empty & (1 << i) == 0 {
+            let (_, state) = decode(vif::lr_read(i));
+            if matches!(state, LrState::Pending | LrState::PendingActive) {
+                return true;
+            }
+        }
+    }
+    drop(lrs);
+    has_work(vm, vcpu)
 }
 
 fn pcpu_of(vm: usize, vcpu: usize) -> usize {
     vm::desc(vm).vcpus[vcpu].pcpu
 }
 
-/// Makes sure vCPU `vcpu` of `vm` looks at its virtual interrupts soon.
+/// Makes sure vCPU `vcpu` of `vm` looks at its virtual interrupts soon: at the end of this
+/// exit if it is the one running here, else through its core's run loop (which also wakes it
+/// from WFI on a shared core).
 fn kick(vm: usize, vcpu: usize) {
-    let target = pcpu_of(vm, vcpu);
-    if target == arch::core_index() {
-        DIRTY[target].store(true, Ordering::Relaxed);
-    } else {
-        DIRTY[target].store(true, Ordering::Release);
-        gic::send_sgi(target, vm::core_mpidr(target), gic::SGI_KICK);
+    irq_state(vm, vcpu).dirty.store(true, Ordering::Release);
+    if vm::current() != Some((vm, vcpu)) {
+        crate::pcpu::notify(vm, vcpu);
     }
 }
 
@@ -237,17 +322,18 @@ pub fn physical_irq(intid: u32) {
     let core = arch::core_index();
     gic::end_of_interrupt(intid);
     match intid {
-        gic::SGI_KICK => {
-            gic::deactivate(intid);
-            DIRTY[core].store(true, Ordering::Relaxed);
-        }
+        // Another core changed something for a vCPU of this core: the run loop looks at the
+        // attention flag and the vCPUs' dirty flags when this exit ends.
+        gic::SGI_KICK => gic::deactivate(intid),
         gic::PPI_MAINTENANCE => {
             // Its causes (underflow, an EOI of a list register asking for one) are levels:
             // take the list registers back and refill them before deactivating, or it fires
             // again at once. The refill re-arms underflow only while more interrupts wait.
             vif::set_control(false);
-            DIRTY[core].store(true, Ordering::Relaxed);
-            flush_if_dirty();
+            if let Some((vm, vcpu)) = vm::current() {
+                irq_state(vm, vcpu).dirty.store(true, Ordering::Relaxed);
+                flush_if_dirty(vm, vcpu);
+            }
             gic::deactivate(intid);
         }
         // Hardware-linked: the physical PPI stays active (and so quiet) until the guest
@@ -262,13 +348,14 @@ pub fn physical_irq(intid: u32) {
                 // masked until then; unmasking re-evaluates the line. One extra exit per tick.
                 gic::deactivate(intid);
                 gic::disable(intid, vm::core_mpidr(core));
-                TIMER_MASKED[core].store(true, Ordering::Relaxed);
+                let st = irq_state(vm, vcpu);
+                st.timer_masked.store(true, Ordering::Relaxed);
                 MODELS[vm].lock().inject(vcpu, intid, None);
-                DIRTY[core].store(true, Ordering::Relaxed);
+                st.dirty.store(true, Ordering::Relaxed);
             }
             Some((vm, vcpu)) => {
-                if !fast_inject(core, vm, vcpu, intid, Some(intid)) {
-                    DIRTY[core].store(true, Ordering::Relaxed);
+                if !fast_inject(vm, vcpu, intid, Some(intid)) {
+                    irq_state(vm, vcpu).dirty.store(true, Ordering::Relaxed);
                 }
             }
             None => {
@@ -297,12 +384,13 @@ pub fn physical_irq(intid: u32) {
 /// queue into free list registers, so while one is free nothing of higher priority waits
 /// (anything that arrived since set DIRTY, and then the full refill runs instead).
 /// Returns false when the full refill is needed.
-fn fast_inject(core: usize, vm: usize, vcpu: usize, intid: u32, hw: Option<u32>) -> bool {
-    if DIRTY[core].load(Ordering::Relaxed) {
+fn fast_inject(vm: usize, vcpu: usize, intid: u32, hw: Option<u32>) -> bool {
+    let st = irq_state(vm, vcpu);
+    if st.dirty.load(Ordering::Relaxed) {
         MODELS[vm].lock().inject(vcpu, intid, hw);
         return false;
     }
-    let mut lrs = CORE_LRS[core].lock();
+    let mut lrs = st.lrs.lock();
     let mut m = MODELS[vm].lock();
     let empty = vif::empty_lrs();
     let mut free = None;
@@ -310,7 +398,7 @@ fn fast_inject(core: usize, vm: usize, vcpu: usize, intid: u32, hw: Option<u32>)
         match lrs.entries[i] {
             Some(e) if empty & (1 << i) != 0 => {
                 if e.intid == gic::PPI_VTIMER && e.hw.is_none() {
-                    unmask_timer(core);
+                    unmask_timer(vm, vcpu);
                 }
                 m.lr_returned(vcpu, e, LrState::Invalid);
                 lrs.entries[i] = None;
@@ -342,11 +430,14 @@ fn fast_inject(core: usize, vm: usize, vcpu: usize, intid: u32, hw: Option<u32>)
     }
 }
 
-/// GICv2: this core's timer PPI is masked until the guest ends the virtual one.
-static TIMER_MASKED: [AtomicBool; MAX_PCPUS] = [const { AtomicBool::new(false) }; MAX_PCPUS];
-
-fn unmask_timer(core: usize) {
-    if TIMER_MASKED[core].swap(false, Ordering::Relaxed) {
+/// GICv2: the vCPU ended its software-injected timer interrupt: its core's timer PPI may fire
+/// again (the vCPU runs on this core).
+fn unmask_timer(vm: usize, vcpu: usize) {
+    if irq_state(vm, vcpu)
+        .timer_masked
+        .swap(false, Ordering::Relaxed)
+    {
+        let core = arch::core_index();
         gic::enable(gic::PPI_VTIMER, core, vm::core_mpidr(core));
     }
 }
@@ -374,16 +465,13 @@ fn decode(raw: u64) -> (LrEntry, LrState) {
 /// highest-priority interrupts (active ones first), and ask for a maintenance interrupt while
 /// more wait than there are list registers. Re-listing everything keeps the priority order
 /// exact: a newly pending higher-priority interrupt displaces a lower one still pending.
-pub fn flush_if_dirty() {
-    let core = arch::core_index();
+pub fn flush_if_dirty(vm: usize, vcpu: usize) {
+    let st = irq_state(vm, vcpu);
     // A plain load first: this runs on every exit, the exclusive swap only when needed.
-    if !DIRTY[core].load(Ordering::Relaxed) || !DIRTY[core].swap(false, Ordering::Acquire) {
+    if !st.dirty.load(Ordering::Relaxed) || !st.dirty.swap(false, Ordering::Acquire) {
         return;
     }
-    let Some((vm, vcpu)) = vm::current() else {
-        return;
-    };
-    let mut lrs = CORE_LRS[core].lock();
+    let mut lrs = st.lrs.lock();
     let mut m = MODELS[vm].lock();
     let n = vif::lr_count();
     let empty = vif::empty_lrs();
@@ -395,7 +483,7 @@ pub fn flush_if_dirty() {
                 decode(vif::lr_read(i)).1
             };
             if e.intid == gic::PPI_VTIMER && e.hw.is_none() && state == LrState::Invalid {
-                unmask_timer(core);
+                unmask_timer(vm, vcpu);
             }
             m.lr_returned(vcpu, e, state);
         }

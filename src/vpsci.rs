@@ -3,7 +3,8 @@
 
 use crate::arch::psci::{func, ret};
 use crate::arch::TrapFrame;
-use crate::vm::{self, VcpuState, VmEnd};
+use crate::pcpu::Exit;
+use crate::vm::{self, Outcome, VcpuState, VmEnd};
 
 const PSCI_VERSION_1_1: u64 = 0x0001_0001;
 const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
@@ -20,7 +21,7 @@ pub fn is_psci_or_arch(fid: u64) -> bool {
 }
 
 /// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
-pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
+pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
     let fid = frame.x[0] as u32;
     let smc32 = fid & 0x4000_0000 == 0;
     let arg = |i: usize| {
@@ -36,10 +37,14 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
         func::VERSION => PSCI_VERSION_1_1 as i64,
         func::FEATURES => features(arg(1) as u32),
         0x8400_0003 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),
-        func::CPU_OFF => vm::vcpu_off(vm, vcpu),
+        func::CPU_OFF => return vm::vcpu_off(vm, vcpu).into(),
         0x8400_0004 | func::AFFINITY_INFO => affinity_info(vm, arg(1), arg(2)),
-        func::SYSTEM_OFF => vm::finish_vm(vm, VmEnd::Exit(0)),
-        func::SYSTEM_RESET => vm::reset_vm(vm),
+        func::SYSTEM_OFF => return vm::finish_vm(vm, VmEnd::Exit(0)).into(),
+        func::SYSTEM_RESET => match vm::reset_vm(vm) {
+            Outcome::Off => return Exit::Off,
+            // Another vCPU is already resetting or stopping the VM (and stops this one).
+            Outcome::Resume => ret::DENIED,
+        },
         // Standby-style suspend: returning at once is a valid implementation.
         0x8400_0001 | func::CPU_SUSPEND => ret::SUCCESS,
         // "Trusted OS not present": no migration is needed.
@@ -54,6 +59,7 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
         result
     );
     frame.x[0] = result as u64;
+    Exit::Resume
 }
 
 fn features(fid: u32) -> i64 {
@@ -87,7 +93,7 @@ fn affinity_info(vm: usize, target: u64, level: u64) -> i64 {
         return ret::INVALID_PARAMETERS;
     }
     match vm::vcpu_by_mpidr(vm, target) {
-        Some((t, _)) => match vm::rt(vm).vcpus[t].state() {
+        Some((t, _)) => match vm::get(vm).vcpus[t].state() {
             VcpuState::On | VcpuState::StopRequested => 0,
             VcpuState::Off => 1,
             VcpuState::OnPending => 2,

@@ -77,6 +77,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     gic::init_distributor(&BOARD.gic);
     gic::init_cpu(0, super::core_mpidr(0));
     crate::vgic::init_core(0);
+    crate::pcpu::init_core(0);
 
     let pa_bits = tessera_stage2::parange_bits(ID_AA64MMFR0_EL1.get());
     let s2 = tessera_stage2::Stage2Config::new(pa_bits);
@@ -123,7 +124,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
             boot_error(format_args!("PSCI CPU_ON of core {} failed ({})", core, r));
         }
     }
-    lifecycle::park_current()
+    arch::run_on_fresh_stack(crate::pcpu::run)
 }
 
 /// Feature `selftest-el2-fault`: provokes a data abort at EL2 so that the hypervisor's own
@@ -164,7 +165,8 @@ pub extern "C" fn secondary_main(core: u64) -> ! {
     arch::enable_el2_mmu();
     gic::init_cpu(core as usize, super::core_mpidr(core as usize));
     crate::vgic::init_core(core as usize);
-    lifecycle::park_current()
+    crate::pcpu::init_core(core as usize);
+    arch::run_on_fresh_stack(crate::pcpu::run)
 }
 
 /// Entered instead of [`primary_main`] when the loader did not start us at EL2.

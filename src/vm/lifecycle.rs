@@ -1,23 +1,19 @@
 //! Starting, stopping and resetting vCPUs and VMs, across cores.
 //!
-//! Every core runs at most one vCPU (the `exclusive` policy). A core whose vCPU is off waits in
-//! [`park_loop`] until another vCPU of the same VM starts it (PSCI CPU_ON: state OnPending +
-//! SEV). A core whose vCPU must stop (its VM powered off, failed or is being reset from
-//! another core) is kicked with an SGI; it notices the StopRequested state on its way out of
-//! the interrupt and parks.
+//! These functions change vCPU and VM states and tell the cores concerned; they never take a
+//! core away from its caller and never diverge: they return an [`Outcome`] and the run loop
+//! (`crate::pcpu`) acts on the states when the exit ends — a vCPU that went `Off` leaves its
+//! core, one that became `OnPending` is started, a `StopRequested` one on another core is
+//! stopped by that core when the kick SGI makes it look.
 
 use core::sync::atomic::Ordering;
 
-use aarch64_cpu::asm::{self, barrier};
-use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, VTCR_EL2, VTTBR_EL2};
-use tock_registers::interfaces::Writeable;
+use aarch64_cpu::asm::barrier;
 
-use super::{
-    core_mpidr, current, desc, memory, rt, vm_ram_contains, VcpuState, VmState, RUNNING_VMS,
-};
-use crate::arch::{self, gic, psci::ret, regs, TrapFrame};
+use super::{current, desc, get, memory, vm_ram_contains, VcpuState, VmState, RUNNING_VMS};
+use crate::arch::{self, psci::ret};
 use crate::config::VMS;
-use crate::{console, hprintln};
+use crate::{console, hprintln, pcpu};
 
 /// How a VM ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,110 +24,31 @@ pub enum VmEnd {
     Stopped,
 }
 
+/// What became of the calling vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// It continues (the call's result is in its registers).
+    Resume,
+    /// It is off (or being restarted): the run loop takes it off its core.
+    Off,
+}
+
 /// Exit code reported for a VM stopped by the hypervisor.
 pub const STOPPED_EXIT_CODE: u32 = 128;
-
-/// HCR_EL2 for a guest: VM (stage 2) | SWIO | FMO | IMO | AMO (physical interrupts to EL2) |
-/// FB + BSU=inner (broadcast TLB/cache maintenance, upgrade barriers) | TSC (trap SMC: PSCI) |
-/// TIDCP (trap implementation-defined registers) | RW (EL1 is AArch64).
-const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 19)
-    | (1 << 20)
-    | (1 << 31);
-/// CPTR_EL2 (E2H = 0): RES1 bits only, so FP/SIMD, SVE and trace are not trapped.
-const CPTR_NO_TRAPS: u64 = 0x33ff;
-/// CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not use the physical timer
-/// (EL1PCEN = 0), which stays the hypervisor's; guests use the virtual timer.
-const CNTHCTL_GUEST: u64 = 1 << 0;
 
 /// VTCR_EL2 computed at boot from the CPU's PARange.
 pub static VTCR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Programs this core's EL2 controls for vCPU `vcpu` of VM `vm`.
-fn load_vcpu_context(vm: usize, vcpu: usize) {
-    VTCR_EL2.set(VTCR.load(Ordering::Relaxed));
-    VTTBR_EL2.set(rt(vm).vttbr());
-    regs::set_vcpu_identity(desc(vm).vcpus[vcpu].mpidr);
-    CNTVOFF_EL2.set(0);
-    CNTHCTL_EL2.set(CNTHCTL_GUEST);
-    CPTR_EL2.set(CPTR_NO_TRAPS);
-    HCR_EL2.set(HCR_GUEST);
-    barrier::isb(barrier::SY);
-    regs::reset_el1_state();
-}
-
-/// Acknowledges every pending physical interrupt of this core and hands each to the vGIC.
-pub fn drain_interrupts() {
-    while let Some(intid) = gic::acknowledge() {
-        crate::vgic::physical_irq(intid);
-    }
-}
-
-/// Where a core waits while its vCPU is off. Never returns; enters the guest when the vCPU is
-/// started.
-pub extern "C" fn park_loop() -> ! {
-    let Some((vm, vcpu)) = current() else {
-        // No vCPU on this core in the config: it stays parked for good.
-        arch::halt_core()
-    };
-    let v = &rt(vm).vcpus[vcpu];
-    crate::vgic::stop_vcpu_interface();
-    loop {
-        drain_interrupts();
-        if v.transition(VcpuState::StopRequested, VcpuState::Off) {
-            continue;
-        }
-        if v.transition(VcpuState::OnPending, VcpuState::On) {
-            let entry = v.entry.load(Ordering::Acquire);
-            let context = v.context.load(Ordering::Acquire);
-            defmt::info!(
-                "vm {=usize} vcpu {=usize}: start at {=u64:#x}",
-                vm,
-                vcpu,
-                entry
-            );
-            load_vcpu_context(vm, vcpu);
-            crate::vgic::reset_vcpu_interface();
-            crate::vgic::flush_if_dirty();
-            arch::enter_guest(&TrapFrame::new_el1(entry, context));
-        }
-        asm::wfe();
-    }
-}
-
-/// Leaves the current vCPU for good (its state was set by the caller) and waits.
-pub fn park_current() -> ! {
-    arch::run_on_fresh_stack(park_loop)
-}
-
-/// If this core's vCPU was asked to stop, stop it now (called after every trap and interrupt).
-pub fn kick_if_stopping() {
-    if let Some((vm, vcpu)) = current() {
-        let v = &rt(vm).vcpus[vcpu];
-        // A plain load first: this runs on every exit, the exclusive store rarely.
-        if v.state() == VcpuState::StopRequested
-            && v.transition(VcpuState::StopRequested, VcpuState::Off)
-        {
-            park_current();
-        }
-    }
-}
-
 /// PSCI CPU_ON of vCPU `target` of `vm` at guest-physical `entry` with `context` in x0.
 pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
-    if rt(vm).state() != VmState::Running {
+    if get(vm).state() != VmState::Running {
         return ret::DENIED;
     }
     if !vm_ram_contains(vm, tessera_stage2::GuestPhysAddr(entry), 4) || !entry.is_multiple_of(4) {
         return ret::INVALID_ADDRESS;
     }
-    let v = &rt(vm).vcpus[target];
+    let v = &get(vm).vcpus[target];
     match v.state() {
         VcpuState::On | VcpuState::StopRequested => return ret::ALREADY_ON,
         VcpuState::OnPending => return ret::ON_PENDING,
@@ -142,42 +59,42 @@ pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
     if !v.transition(VcpuState::Off, VcpuState::OnPending) {
         return ret::ALREADY_ON;
     }
-    barrier::dsb(barrier::ISH);
-    asm::sev();
+    pcpu::notify(vm, target);
     ret::SUCCESS
 }
 
 /// PSCI CPU_OFF of the calling vCPU. When it was the VM's last running vCPU, the VM is off.
-pub fn vcpu_off(vm: usize, vcpu: usize) -> ! {
-    rt(vm).vcpus[vcpu].set(VcpuState::Off);
-    let any_alive = rt(vm).vcpus[..desc(vm).vcpus.len()]
+pub fn vcpu_off(vm: usize, vcpu: usize) -> Outcome {
+    get(vm).vcpus[vcpu].set(VcpuState::Off);
+    let any_alive = get(vm).vcpus[..desc(vm).vcpus.len()]
         .iter()
         .any(|v| v.state() != VcpuState::Off);
     if !any_alive {
         hprintln!("vm {}: every vCPU called CPU_OFF", desc(vm).name);
-        finish_vm(vm, VmEnd::Exit(0));
+        let _ = finish_vm(vm, VmEnd::Exit(0));
     }
-    park_current()
+    Outcome::Off
 }
 
-/// Asks every running vCPU of `vm` other than this core's to stop, and cancels pending starts.
+/// Asks every running vCPU of `vm` other than the caller to stop, and cancels pending starts.
 fn stop_other_vcpus(vm: usize) {
     let me = current();
-    for (i, vd) in desc(vm).vcpus.iter().enumerate() {
+    for i in 0..desc(vm).vcpus.len() {
         if me == Some((vm, i)) {
             continue;
         }
-        let v = &rt(vm).vcpus[i];
+        let v = &get(vm).vcpus[i];
         loop {
             match v.state() {
                 VcpuState::On => {
                     if v.transition(VcpuState::On, VcpuState::StopRequested) {
-                        gic::send_sgi(vd.pcpu, core_mpidr(vd.pcpu), gic::SGI_KICK);
+                        pcpu::notify(vm, i);
                         break;
                     }
                 }
                 VcpuState::OnPending => {
                     if v.transition(VcpuState::OnPending, VcpuState::Off) {
+                        pcpu::notify(vm, i);
                         break;
                     }
                 }
@@ -188,8 +105,8 @@ fn stop_other_vcpus(vm: usize) {
 }
 
 /// Ends VM `vm` (called on one of its vCPUs); powers the machine off after the last VM.
-pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
-    let r = rt(vm);
+pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
+    let r = get(vm);
     let won = [VmState::Running, VmState::Resetting].iter().any(|&from| {
         r.state
             .compare_exchange(
@@ -220,25 +137,27 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
     if let Some((cvm, cvcpu)) = current() {
         if cvm == vm {
             r.vcpus[cvcpu].set(VcpuState::Off);
+            return Outcome::Off;
         }
     }
-    park_current()
+    Outcome::Resume
 }
 
 /// Every VM is off: report and end the machine with the first non-zero exit code.
 fn machine_off() -> ! {
     let code = (0..VMS.len())
-        .map(|i| rt(i).exit_code.load(Ordering::Acquire))
+        .map(|i| get(i).exit_code.load(Ordering::Acquire))
         .find(|&c| c != 0)
         .unwrap_or(0);
+    pcpu::dump_traces();
     hprintln!("all VMs off; exit {}", code);
     arch::halt_machine(code)
 }
 
 /// PSCI SYSTEM_RESET of `vm` (called on one of its vCPUs): stop the others, reload the image
 /// and device tree into wiped RAM, restart vCPU 0 at the image entry.
-pub fn reset_vm(vm: usize) -> ! {
-    let r = rt(vm);
+pub fn reset_vm(vm: usize) -> Outcome {
+    let r = get(vm);
     if r.state
         .compare_exchange(
             VmState::Running as u8,
@@ -248,9 +167,8 @@ pub fn reset_vm(vm: usize) -> ! {
         )
         .is_err()
     {
-        // Already being reset or stopped by another vCPU.
-        kick_if_stopping();
-        park_current();
+        // Already being reset or stopped by another vCPU, which stops this one too.
+        return Outcome::Resume;
     }
     let d = desc(vm);
     console::vm_flush(vm);
@@ -258,8 +176,15 @@ pub fn reset_vm(vm: usize) -> ! {
     hprintln!("vm {} reset ({})", d.name, n);
     stop_other_vcpus(vm);
     let me = current();
+    if let Some((_, cvcpu)) = me {
+        r.vcpus[cvcpu].set(VcpuState::Off);
+    }
+    // The others leave their cores at their next exit (the kick SGI forces one); vCPUs on this
+    // core are not running (the caller is), and the run loop takes them off when this exit
+    // ends — so only wait for other cores.
+    let here = arch::core_index();
     for (i, v) in r.vcpus[..d.vcpus.len()].iter().enumerate() {
-        if me == Some((vm, i)) {
+        if me == Some((vm, i)) || d.vcpus[i].pcpu == here {
             continue;
         }
         let mut spins = 0u64;
@@ -268,18 +193,16 @@ pub fn reset_vm(vm: usize) -> ! {
             spins += 1;
         }
     }
+    pcpu::retire_local_vcpus(vm);
     console::vm_input_clear(vm);
     if let Err(e) = crate::vgic::reset_vm(vm) {
         hprintln!("vm {}: vGIC reset failed: {}", d.name, e);
-        finish_vm(vm, VmEnd::Stopped);
+        return finish_vm(vm, VmEnd::Stopped);
     }
     memory::wipe(vm);
     if let Err(e) = memory::load(vm) {
         hprintln!("vm {}: reload after reset failed: {}", d.name, e);
-        finish_vm(vm, VmEnd::Stopped);
-    }
-    if let Some((_, cvcpu)) = me {
-        r.vcpus[cvcpu].set(VcpuState::Off);
+        return finish_vm(vm, VmEnd::Stopped);
     }
     let v0 = &r.vcpus[0];
     v0.entry.store(d.entry_ipa, Ordering::Release);
@@ -287,14 +210,14 @@ pub fn reset_vm(vm: usize) -> ! {
     v0.set(VcpuState::OnPending);
     r.state.store(VmState::Running as u8, Ordering::Release);
     barrier::dsb(barrier::ISH);
-    asm::sev();
-    park_current()
+    pcpu::notify(vm, 0);
+    Outcome::Off
 }
 
 /// Marks `vm` running with vCPU 0 ready to start (boot).
 pub(super) fn arm_boot_vcpu(vm: usize) {
     let d = desc(vm);
-    let r = rt(vm);
+    let r = get(vm);
     let v0 = &r.vcpus[0];
     v0.entry.store(d.entry_ipa, Ordering::Relaxed);
     v0.context.store(d.dtb_ipa, Ordering::Relaxed);

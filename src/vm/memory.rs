@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use tessera_stage2::{GuestPhysAddr, MemAttrs, PageTable, PhysAddr, Stage2, Stage2Config};
 
-use super::{desc, rt, MAX_MEM_REGIONS};
+use super::{desc, get, MAX_MEM_REGIONS};
 use crate::arch::cache;
 use crate::mm;
 
@@ -40,7 +40,7 @@ impl core::fmt::Display for BuildError {
 /// Allocates VM `vm`'s memory, builds its stage-2 tables and loads its image and DTB.
 pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
     let d = desc(vm);
-    let r = rt(vm);
+    let r = get(vm);
     if d.mem.len() > MAX_MEM_REGIONS {
         return Err(BuildError::TooManyRegions);
     }
@@ -106,7 +106,7 @@ pub fn load(vm: usize) -> Result<(), BuildError> {
     mm::copy_to_phys(image_pa, d.image);
     mm::copy_to_phys(dtb_pa, d.dtb);
     for (i, m) in d.mem.iter().enumerate() {
-        cache::clean_inval_dcache_range(rt(vm).region_pa[i].load(Ordering::Relaxed), m.size);
+        cache::clean_inval_dcache_range(get(vm).region_pa[i].load(Ordering::Relaxed), m.size);
     }
     Ok(())
 }
@@ -115,7 +115,7 @@ pub fn load(vm: usize) -> Result<(), BuildError> {
 pub fn wipe(vm: usize) {
     let d = desc(vm);
     for (i, m) in d.mem.iter().enumerate() {
-        let pa = PhysAddr(rt(vm).region_pa[i].load(Ordering::Relaxed));
+        let pa = PhysAddr(get(vm).region_pa[i].load(Ordering::Relaxed));
         mm::copy_zero(pa, m.size);
     }
 }
@@ -125,7 +125,7 @@ pub fn ipa_to_pa(vm: usize, ipa: GuestPhysAddr) -> Option<PhysAddr> {
     let ipa = ipa.0;
     desc(vm).mem.iter().enumerate().find_map(|(i, m)| {
         (ipa >= m.ipa && ipa - m.ipa < m.size)
-            .then(|| PhysAddr(rt(vm).region_pa[i].load(Ordering::Relaxed) + (ipa - m.ipa)))
+            .then(|| PhysAddr(get(vm).region_pa[i].load(Ordering::Relaxed) + (ipa - m.ipa)))
     })
 }
 

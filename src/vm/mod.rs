@@ -1,7 +1,9 @@
-//! VMs and vCPUs at run time: their state machines, the memory they were given, and the
-//! operations that cross cores (start a vCPU, stop or reset a VM, power the machine off).
+//! VMs and vCPUs at run time: their state machines, the memory they were given, the saved
+//! context of each vCPU, and the operations that cross cores (start a vCPU, stop or reset a
+//! VM, power the machine off).
 //!
 //! Static descriptions come from `config::VMS`; this module holds what changes while running.
+//! Which vCPU a core runs, and when, is the business of `crate::pcpu` (the run loop).
 
 pub mod boot;
 mod lifecycle;
@@ -9,12 +11,14 @@ mod memory;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-pub use lifecycle::{
-    drain_interrupts, finish_vm, kick_if_stopping, reset_vm, start_vcpu, vcpu_off, VmEnd,
-};
+use spin::Mutex;
+
+pub use lifecycle::{finish_vm, reset_vm, start_vcpu, vcpu_off, Outcome, VmEnd};
 pub use memory::{ipa_to_pa, vm_ram_contains};
 
-use crate::config::{VcpuDesc, VmDesc, PCPUS, VMS};
+use crate::arch::vcpu::{El1State, FpState};
+use crate::arch::{gic::vif::VifState, TrapFrame};
+use crate::config::{VcpuDesc, VmDesc, VMS};
 
 /// Capacities of the run-time tables (the config generator enforces the same limits).
 pub const MAX_VMS: usize = 16;
@@ -43,18 +47,53 @@ impl VcpuState {
     }
 }
 
-pub struct VcpuRt {
+/// Everything a vCPU needs to continue where it left off, while it is not on its core.
+#[derive(Clone, Copy, Debug)]
+pub struct SavedContext {
+    /// General registers, PC (ELR) and PSTATE (SPSR).
+    pub frame: TrapFrame,
+    pub el1: El1State,
+    pub fp: FpState,
+    /// Virtual CPU interface (its list registers are returned to the vGIC model instead).
+    pub vif: VifState,
+}
+
+impl SavedContext {
+    const RESET: SavedContext = SavedContext {
+        frame: TrapFrame::ZERO,
+        el1: El1State::RESET,
+        fp: FpState::RESET,
+        vif: VifState::ZERO,
+    };
+
+    /// The state of a vCPU that starts at `entry` with `x0 = arg` (PSCI CPU_ON, VM start or
+    /// reset): the architectural reset state of every register, nothing left of any earlier
+    /// run.
+    pub fn fresh(entry: u64, arg: u64) -> Self {
+        SavedContext {
+            frame: TrapFrame::new_el1(entry, arg),
+            ..SavedContext::RESET
+        }
+    }
+}
+
+/// A vCPU at run time: its power state, where it starts next, and its saved context.
+pub struct Vcpu {
     state: AtomicU8,
     entry: AtomicU64,
     context: AtomicU64,
+    /// Its context while it is off its core. Only the vCPU's own core touches it (vCPUs are
+    /// pinned), so the lock is never contended; it keeps that rule checked.
+    pub saved: Mutex<SavedContext>,
 }
 
-impl VcpuRt {
+impl Vcpu {
     const fn new() -> Self {
-        VcpuRt {
+        Vcpu {
             state: AtomicU8::new(0),
             entry: AtomicU64::new(0),
             context: AtomicU64::new(0),
+            saved: Mutex::new(SavedContext::RESET),
         }
     }
 
@@ -66,10 +105,19 @@ impl VcpuRt {
         self.state.store(s as u8, Ordering::Release);
     }
 
-    fn transition(&self, from: VcpuState, to: VcpuState) -> bool {
+    /// Atomically moves the state `from` → `to`; false if it was not `from`.
+    pub fn transition(&self, from: VcpuState, to: VcpuState) -> bool {
         self.state
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Where a vCPU in `OnPending` starts: `(entry, x0)`.
+    pub fn start_point(&self) -> (u64, u64) {
+        (
+            self.entry.load(Ordering::Acquire),
+            self.context.load(Ordering::Acquire),
+        )
     }
 }
 
@@ -82,7 +130,8 @@ pub enum VmState {
     Off = 2,
 }
 
-pub struct VmRt {
+/// A VM at run time.
+pub struct Vm {
     state: AtomicU8,
     exit_code: AtomicU32,
     vttbr: AtomicU64,
@@ -90,19 +139,19 @@ pub struct VmRt {
     region_pa: [AtomicU64; MAX_MEM_REGIONS],
     fault_reports: AtomicU32,
     resets: AtomicU32,
-    pub vcpus: [VcpuRt; MAX_VCPUS],
+    pub vcpus: [Vcpu; MAX_VCPUS],
 }
 
-impl VmRt {
+impl Vm {
     const fn new() -> Self {
-        VmRt {
+        Vm {
             state: AtomicU8::new(VmState::Off as u8),
             exit_code: AtomicU32::new(0),
             vttbr: AtomicU64::new(0),
             region_pa: [const { AtomicU64::new(0) }; MAX_MEM_REGIONS],
             fault_reports: AtomicU32::new(0),
             resets: AtomicU32::new(0),
-            vcpus: [const { VcpuRt::new() }; MAX_VCPUS],
+            vcpus: [const { Vcpu::new() }; MAX_VCPUS],
         }
     }
 
@@ -138,7 +187,7 @@ impl VmRt {
     }
 }
 
-static VM_RT: [VmRt; MAX_VMS] = [const { VmRt::new() }; MAX_VMS];
+static VMS_LIVE: [Vm; MAX_VMS] = [const { Vm::new() }; MAX_VMS];
 
 /// Number of VMs not yet off; the machine powers off when it reaches 0.
 static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
@@ -153,16 +202,18 @@ pub fn core_mpidr(core: usize) -> u64 {
 }
 
 /// Run-time state of VM `vm`.
-pub fn rt(vm: usize) -> &'static VmRt {
-    &VM_RT[vm]
+pub fn get(vm: usize) -> &'static Vm {
+    &VMS_LIVE[vm]
 }
 
-/// The vCPU this core runs, as `(vm, vcpu)`, from the static partition.
+/// The vCPU this core is running (or, on an exclusive core, the one it hosts), as `(vm, vcpu)`.
 pub fn current() -> Option<(usize, usize)> {
-    match PCPUS.get(crate::arch::core_index())?.policy {
-        crate::config::PcpuPolicy::Exclusive { vm, vcpu } => Some((vm, vcpu)),
-        crate::config::PcpuPolicy::Idle => None,
-    }
+    crate::pcpu::current()
+}
+
+/// VTCR_EL2 for every VM (from the CPU's PARange, computed at boot).
+pub fn vtcr() -> u64 {
+    lifecycle::VTCR.load(Ordering::Relaxed)
 }
 
 /// Static description of VM `vm`.

@@ -26,6 +26,14 @@ const FRAME_SIZE: usize = 34 * 8;
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == FRAME_SIZE);
 
 impl TrapFrame {
+    /// All registers zero.
+    pub const ZERO: TrapFrame = TrapFrame {
+        x: [0; 31],
+        elr: 0,
+        spsr: 0,
+        _pad: 0,
+    };
+
     /// A frame that starts a vCPU at `entry` in EL1h with all of DAIF masked and `x0 = arg`.
     pub fn new_el1(entry: u64, arg: u64) -> Self {
         let mut f = TrapFrame::default();

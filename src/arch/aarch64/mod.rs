@@ -10,6 +10,7 @@ mod mmu;
 pub mod psci;
 pub mod regs;
 pub mod semihosting;
+pub mod vcpu;
 
 pub use boot::secondary_entry_pa;
 pub use exception::{enter_guest, run_on_fresh_stack, TrapFrame};

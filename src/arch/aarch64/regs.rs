@@ -2,7 +2,7 @@
 //! injects an exception or resets a vCPU.
 
 use aarch64_cpu::registers::{
-    ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, MIDR_EL1, SCTLR_EL1, SPSR_EL1, VBAR_EL1, VMPIDR_EL2,
+    ELR_EL1, ESR_EL1, FAR_EL1, HPFAR_EL2, MIDR_EL1, SPSR_EL1, VBAR_EL1, VMPIDR_EL2,
 };
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -28,6 +28,10 @@ macro_rules! sysreg_rw {
 sysreg_rw!(
     /// VPIDR_EL2: the MIDR a guest reads.
     vpidr_el2, set_vpidr_el2, "vpidr_el2"
+);
+sysreg_rw!(
+    /// CNTHP_CVAL_EL2: compare value of the EL2 physical timer.
+    cnthp_cval_el2, set_cnthp_cval_el2, "cnthp_cval_el2"
 );
 sysreg_rw!(
     /// ICC_PMR_EL1 (GICv3 priority mask), S3_0_C4_C6_0.
@@ -79,12 +83,6 @@ pub fn set_vcpu_identity(mpidr: u64) {
 
 /// SCTLR_EL1 as a core leaves reset: MMU and caches off, RES1 bits set.
 pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
-
-/// Puts the EL1 system state into its reset configuration (MMU off) before a vCPU (re)starts.
-pub fn reset_el1_state() {
-    SCTLR_EL1.set(SCTLR_EL1_RESET);
-    VBAR_EL1.set(0);
-}
 
 /// Writes the EL1 exception registers for an exception injected into the guest and returns the
 /// guest's vector address for it. `elr`/`spsr` are the interrupted context (from the trap

@@ -20,6 +20,9 @@ use crate::config::{GicDesc, GicVersion};
 pub const SGI_KICK: u32 = 1;
 /// The virtual interface's maintenance interrupt (a PPI).
 pub const PPI_MAINTENANCE: u32 = 25;
+/// The EL2 physical timer's interrupt (CNTHP, a PPI): the scheduler's budget and release
+/// timer on shared cores.
+pub const PPI_HYP_TIMER: u32 = 26;
 /// The EL1 virtual timer's interrupt (a PPI).
 pub const PPI_VTIMER: u32 = 27;
 /// Priority of the interrupts the hypervisor handles or hands to guests.
@@ -195,6 +198,42 @@ pub mod vif {
         match GIC.get() {
             Some(Gic::V2(g)) => g.set_control(underflow_irq),
             Some(Gic::V3(_)) => super::v3::vif::set_control(underflow_irq),
+            None => {}
+        }
+    }
+
+    /// A vCPU's virtual CPU interface state beyond its list registers (which go back into the
+    /// vGIC model when it leaves a core): the VM control register (its priority mask, binary
+    /// points, group enables) and the active-priority registers.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct VifState {
+        pub vmcr: u64,
+        /// v3: AP0R0–3 then AP1R0–3 (those the CPU has); v2: `ap[0]` = GICH_APR.
+        pub ap: [u64; 8],
+    }
+
+    impl VifState {
+        /// The reset state: nothing active, the guest's interface disabled.
+        pub const ZERO: VifState = VifState {
+            vmcr: 0,
+            ap: [0; 8],
+        };
+    }
+
+    /// Reads this core's virtual interface state.
+    pub fn save() -> VifState {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.vif_save(),
+            Some(Gic::V3(_)) => super::v3::vif::save(),
+            None => VifState::default(),
+        }
+    }
+
+    /// Writes a saved virtual interface state into this core's virtual interface.
+    pub fn restore(s: &VifState) {
+        match GIC.get() {
+            Some(Gic::V2(g)) => g.vif_restore(s),
+            Some(Gic::V3(_)) => super::v3::vif::restore(s),
             None => {}
         }
     }

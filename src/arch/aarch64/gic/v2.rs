@@ -160,6 +160,22 @@ impl GicV2 {
         self.gich().hcr.set(1 | ((underflow_irq as u32) << 1));
     }
 
+    pub fn vif_save(&self) -> super::vif::VifState {
+        let h = self.gich();
+        let mut s = super::vif::VifState {
+            vmcr: h.vmcr.get() as u64,
+            ..Default::default()
+        };
+        s.ap[0] = h.apr.get() as u64;
+        s
+    }
+
+    pub fn vif_restore(&self, s: &super::vif::VifState) {
+        let h = self.gich();
+        h.vmcr.set(s.vmcr as u32);
+        h.apr.set(s.ap[0] as u32);
+    }
+
     pub fn vif_reset(&self) {
         for i in 0..self.lr_count() {
             self.lr_write(i, 0);

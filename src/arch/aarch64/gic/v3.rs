@@ -252,6 +252,57 @@ pub mod vif {
         ICH_HCR_EL2.set(1 | ((underflow_irq as u64) << 1));
     }
 
+    /// How many active-priority registers of each group exist: ICH_VTR_EL2.PRIbits =
+    /// priority bits − 1; 5 bits → AP*R0, 6 → AP*R0–1, 7 → AP*R0–3 (writing the others is
+    /// UNDEFINED).
+    fn ap_regs() -> usize {
+        match ((ICH_VTR_EL2.get() >> 29) & 7) + 1 {
+            0..=5 => 1,
+            6 => 2,
+            _ => 4,
+        }
+    }
+
+    /// Reads VMCR and the active-priority registers.
+    pub fn save() -> super::super::vif::VifState {
+        let mut s = super::super::vif::VifState {
+            vmcr: ICH_VMCR_EL2.get(),
+            ..Default::default()
+        };
+        let n = ap_regs();
+        s.ap[0] = ICH_AP0R0_EL2.get();
+        s.ap[4] = ICH_AP1R0_EL2.get();
+        if n >= 2 {
+            s.ap[1] = ICH_AP0R1_EL2.get();
+            s.ap[5] = ICH_AP1R1_EL2.get();
+        }
+        if n >= 4 {
+            s.ap[2] = ICH_AP0R2_EL2.get();
+            s.ap[6] = ICH_AP1R2_EL2.get();
+            s.ap[3] = ICH_AP0R3_EL2.get();
+            s.ap[7] = ICH_AP1R3_EL2.get();
+        }
+        s
+    }
+
+    /// Writes VMCR and the active-priority registers.
+    pub fn restore(s: &super::super::vif::VifState) {
+        let n = ap_regs();
+        ICH_AP0R0_EL2.set(s.ap[0]);
+        ICH_AP1R0_EL2.set(s.ap[4]);
+        if n >= 2 {
+            ICH_AP0R1_EL2.set(s.ap[1]);
+            ICH_AP1R1_EL2.set(s.ap[5]);
+        }
+        if n >= 4 {
+            ICH_AP0R2_EL2.set(s.ap[2]);
+            ICH_AP1R2_EL2.set(s.ap[6]);
+            ICH_AP0R3_EL2.set(s.ap[3]);
+            ICH_AP1R3_EL2.set(s.ap[7]);
+        }
+        ICH_VMCR_EL2.set(s.vmcr);
+    }
+
     /// Resets the virtual interface for a vCPU that starts from scratch, including the
     /// active-priority registers: a vCPU stopped inside an interrupt handler leaves its
     /// priority marked active there, which would mask every later interrupt of that priority.
@@ -259,22 +310,7 @@ pub mod vif {
         for i in 0..lr_count() {
             lr_write(i, 0);
         }
-        // ICH_VTR_EL2.PRIbits = priority bits − 1; 5 bits → AP*R0, 6 → AP*R0–1, 7 → AP*R0–3
-        // (the others do not exist: writing them is UNDEFINED).
-        let pribits = ((ICH_VTR_EL2.get() >> 29) & 7) + 1;
-        ICH_AP0R0_EL2.set(0);
-        ICH_AP1R0_EL2.set(0);
-        if pribits >= 6 {
-            ICH_AP0R1_EL2.set(0);
-            ICH_AP1R1_EL2.set(0);
-        }
-        if pribits >= 7 {
-            ICH_AP0R2_EL2.set(0);
-            ICH_AP1R2_EL2.set(0);
-            ICH_AP0R3_EL2.set(0);
-            ICH_AP1R3_EL2.set(0);
-        }
-        ICH_VMCR_EL2.set(0);
+        restore(&super::super::vif::VifState::default());
         set_control(false);
     }
 }

@@ -1,0 +1,480 @@
+//! Physical cores and the run loop.
+//!
+//! Each core has a [`Pcpu`] (reached by its index, which TPIDR_EL2 holds) and runs the same
+//! loop: enter a vCPU, take an exit, let the handler say what happened ([`Exit`]), then
+//! [`end_exit`] decides — continue the same vCPU, switch to another, or idle the core — and the
+//! vector returns into whatever guest context is now in the trap frame.
+//!
+//! - `exclusive` cores host one vCPU. Its context stays in the core's registers: the fast
+//!   path of an exit is one state load and the vGIC's dirty check, no scheduler, no hypervisor
+//!   timer, WFI not trapped.
+//! - `edf` / `fixed-priority` (shared) cores run several vCPUs as real-time servers chosen by
+//!   `tessera_sched::CoreScheduler`; budgets and releases are enforced with the EL2 physical
+//!   timer (CNTHP, PPI 26); WFI traps, and a vCPU with nothing to do leaves the run queue until
+//!   an interrupt (or its virtual timer) wakes it. The outgoing vCPU's registers, EL1 state,
+//!   FP/SIMD, virtual timer and virtual CPU interface are saved in its `vm::Vcpu`; its list
+//!   registers go back into the vGIC model.
+//!
+//! Other cores never touch a core's scheduler: they change a vCPU's state and [`notify`] its
+//! core (an attention flag plus the kick SGI), and the core itself applies the change at the
+//! end of its current exit (or in its idle loop).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use aarch64_cpu::asm;
+use spin::Mutex;
+use tessera_sched::{CoreScheduler, Decision, Policy, ServerKind, ServerParams, TraceKind};
+
+use crate::arch::vcpu::{self as hw, GuestControl, HCR_GUEST, HCR_GUEST_SHARED};
+use crate::arch::{self, gic, TrapFrame};
+use crate::config::{self, PcpuPolicy, PCPUS};
+use crate::vm::{self, SavedContext, VcpuState, MAX_PCPUS};
+use crate::{hprintln, vgic};
+
+/// Most vCPUs (servers) one shared core runs (the config validator enforces the same).
+pub const MAX_SERVERS: usize = 16;
+/// Scheduler events each traced core keeps (the oldest are overwritten and counted).
+const TRACE_EVENTS: usize = 1024;
+
+type Scheduler = CoreScheduler<MAX_SERVERS, TRACE_EVENTS>;
+
+/// What an exit handler says happened to the vCPU that trapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// It continues where the trap frame says.
+    Resume,
+    /// It executed WFI with nothing pending (shared cores only): it leaves the run queue until
+    /// an interrupt arrives or its virtual timer reaches `wake_at`.
+    Idle { wake_at: Option<u64> },
+    /// It is off (CPU_OFF, VM stopped or reset): it leaves its core.
+    Off,
+}
+
+impl From<vm::Outcome> for Exit {
+    fn from(o: vm::Outcome) -> Self {
+        match o {
+            vm::Outcome::Resume => Exit::Resume,
+            vm::Outcome::Off => Exit::Off,
+        }
+    }
+}
+
+/// Per-core state of a shared core (only its own core locks it, except the final trace dump).
+struct Shared {
+    sched: Scheduler,
+    /// Slot of the vCPU whose context is in the core's registers.
+    running: Option<usize>,
+    /// Record scheduler events (`[[scheduling]] trace`).
+    trace: bool,
+}
+
+/// One physical core.
+pub struct Pcpu {
+    shared: Mutex<Option<Shared>>,
+    /// Another core changed the state of one of this core's vCPUs (start, stop, new interrupt).
+    attention: AtomicBool,
+    /// The running vCPU of a shared core, encoded `(vm << 8 | vcpu) + 1`; 0 = none.
+    current: AtomicU32,
+}
+
+impl Pcpu {
+    const fn new() -> Self {
+        Pcpu {
+            shared: Mutex::new(None),
+            attention: AtomicBool::new(false),
+            current: AtomicU32::new(0),
+        }
+    }
+}
+
+static PCPU: [Pcpu; MAX_PCPUS] = [const { Pcpu::new() }; MAX_PCPUS];
+
+fn this() -> (usize, &'static Pcpu) {
+    let core = arch::core_index();
+    (core, &PCPU[core])
+}
+
+fn encode(vm: usize, vcpu: usize) -> u32 {
+    ((vm as u32) << 8 | vcpu as u32) + 1
+}
+
+/// The vCPU this core is running, as `(vm, vcpu)`. On an exclusive core: the one it hosts
+/// (whether or not it is on).
+pub fn current() -> Option<(usize, usize)> {
+    let core = arch::core_index();
+    match PCPUS.get(core)?.policy {
+        PcpuPolicy::Exclusive { vm, vcpu } => Some((vm, vcpu)),
+        PcpuPolicy::Shared { .. } => match PCPU[core].current.load(Ordering::Relaxed) {
+            0 => None,
+            c => Some((((c - 1) >> 8) as usize, ((c - 1) & 0xff) as usize)),
+        },
+        PcpuPolicy::Idle => None,
+    }
+}
+
+/// Whether this core runs several vCPUs (WFI trapped, scheduler active).
+pub fn is_shared() -> bool {
+    matches!(
+        PCPUS.get(arch::core_index()).map(|p| p.policy),
+        Some(PcpuPolicy::Shared { .. })
+    )
+}
+
+/// Tells the core of vCPU `vcpu` of `vm` that its state or its interrupts changed.
+pub fn notify(vm: usize, vcpu: usize) {
+    let core = vm::desc(vm).vcpus[vcpu].pcpu;
+    PCPU[core].attention.store(true, Ordering::Release);
+    if core != arch::core_index() {
+        gic::send_sgi(core, vm::core_mpidr(core), gic::SGI_KICK);
+    }
+}
+
+/// Sets up this core's scheduler (shared cores) and its physical interrupts; called once per
+/// core before it enters [`run`].
+pub fn init_core(core: usize) {
+    let PcpuPolicy::Shared { policy, servers } = PCPUS[core].policy else {
+        return;
+    };
+    let freq = hw::counter_frequency();
+    let ticks = |us: u64| (us as u128 * freq as u128 / 1_000_000) as u64;
+    let mut params: heapless::Vec<ServerParams, MAX_SERVERS> = heapless::Vec::new();
+    for s in servers {
+        let p = ServerParams {
+            kind: match s.kind {
+                config::ServerKind::Deferrable => ServerKind::Deferrable,
+                config::ServerKind::Periodic => ServerKind::Periodic,
+                config::ServerKind::Polling => ServerKind::Polling,
+                config::ServerKind::Sporadic => ServerKind::Sporadic,
+                config::ServerKind::Cbs => ServerKind::Cbs,
+            },
+            budget: ticks(s.budget_us),
+            period: ticks(s.period_us),
+            priority: s.priority,
+        };
+        if params.push(p).is_err() {
+            hprintln!("core {}: more than {} servers; halting", core, MAX_SERVERS);
+            arch::halt_machine(70);
+        }
+    }
+    let policy = match policy {
+        config::SchedPolicy::Edf => Policy::Edf,
+        config::SchedPolicy::FixedPriority => Policy::FixedPriority,
+    };
+    let mut sched = match Scheduler::new(policy, &params, hw::now()) {
+        Ok(s) => s,
+        Err(e) => {
+            hprintln!("core {}: invalid server set ({:?}); halting", core, e);
+            arch::halt_machine(70)
+        }
+    };
+    let trace = PCPUS[core].trace;
+    sched.trace_ring_mut().set_enabled(trace);
+    *PCPU[core].shared.lock() = Some(Shared {
+        sched,
+        running: None,
+        trace,
+    });
+    gic::enable(gic::PPI_HYP_TIMER, core, vm::core_mpidr(core));
+}
+
+/// Enters this core's run loop (boot): waits until a vCPU can run, then enters it. Never
+/// returns; from then on every exit ends in [`end_exit`].
+pub extern "C" fn run() -> ! {
+    let mut frame = TrapFrame::ZERO;
+    end_exit(&mut frame, Exit::Off);
+    arch::enter_guest(&frame)
+}
+
+/// Acknowledges every pending physical interrupt of this core and hands each to the vGIC (or,
+/// for the hypervisor timer and the kick SGI, to the run loop).
+pub fn drain_interrupts() {
+    while let Some(intid) = gic::acknowledge() {
+        physical_irq(intid);
+    }
+}
+
+fn physical_irq(intid: u32) {
+    if intid == gic::PPI_HYP_TIMER {
+        // The scheduler's deadline: it is re-armed by the decision at the end of this exit.
+        hw::hyp_timer_set(None);
+        gic::end_of_interrupt(intid);
+        gic::deactivate(intid);
+    } else {
+        vgic::physical_irq(intid);
+    }
+}
+
+/// The end of every exit: act on what happened and on what other cores asked, then leave the
+/// guest context to resume in `frame`.
+pub fn end_exit(frame: &mut TrapFrame, exit: Exit) {
+    let core = arch::core_index();
+    match PCPUS.get(core).map(|p| p.policy) {
+        Some(PcpuPolicy::Exclusive { vm, vcpu }) => exclusive(frame, vm, vcpu, exit),
+        Some(PcpuPolicy::Shared { .. }) => shared(frame, core, exit),
+        _ => arch::halt_core(),
+    }
+}
+
+/// An exclusive core: continue the vCPU, or wait (core idle) until it is started again.
+fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
+    let v = &vm::get(vm).vcpus[vcpu];
+    // A plain load first: this runs on every exit.
+    if exit == Exit::Resume && v.state() == VcpuState::On {
+        vgic::flush_if_dirty(vm, vcpu);
+        return;
+    }
+    if exit != Exit::Resume || v.transition(VcpuState::StopRequested, VcpuState::Off) {
+        vgic::vcpu_leaves(vm, vcpu, false);
+    }
+    loop {
+        match v.state() {
+            VcpuState::On => {
+                // A Resume exit whose vCPU is still on (nothing to do).
+                vgic::flush_if_dirty(vm, vcpu);
+                return;
+            }
+            VcpuState::StopRequested => {
+                if v.transition(VcpuState::StopRequested, VcpuState::Off) {
+                    vgic::vcpu_leaves(vm, vcpu, false);
+                }
+            }
+            VcpuState::OnPending => {
+                if v.transition(VcpuState::OnPending, VcpuState::On) {
+                    let (entry, arg) = v.start_point();
+                    defmt::info!(
+                        "vm {=usize} vcpu {=usize}: start at {=u64:#x}",
+                        vm,
+                        vcpu,
+                        entry
+                    );
+                    load(frame, vm, vcpu, &SavedContext::fresh(entry, arg), HCR_GUEST);
+                    vgic::flush_if_dirty(vm, vcpu);
+                    return;
+                }
+            }
+            VcpuState::Off => {
+                drain_interrupts();
+                if v.state() == VcpuState::Off {
+                    asm::wfi();
+                }
+            }
+        }
+    }
+}
+
+/// Loads a vCPU's whole context into this core (its registers into `frame`).
+fn load(frame: &mut TrapFrame, vm: usize, vcpu: usize, ctx: &SavedContext, hcr: u64) {
+    GuestControl {
+        hcr,
+        vtcr: vm::vtcr(),
+        vttbr: vm::get(vm).vttbr(),
+        vmpidr: vm::desc(vm).vcpus[vcpu].mpidr,
+    }
+    .load();
+    ctx.el1.restore();
+    ctx.fp.restore();
+    gic::vif::restore(&ctx.vif);
+    *frame = ctx.frame;
+    vgic::vcpu_enters(vm, vcpu);
+}
+
+/// Saves the running vCPU's context (its registers from `frame`) and takes it off the core.
+fn save(frame: &TrapFrame, vm: usize, vcpu: usize) {
+    let mut s = vm::get(vm).vcpus[vcpu].saved.lock();
+    s.frame = *frame;
+    s.el1.save();
+    s.fp.save();
+    s.vif = gic::vif::save();
+    drop(s);
+    hw::vtimer_off();
+    vgic::vcpu_leaves(vm, vcpu, true);
+}
+
+/// A shared core: apply state changes, ask the scheduler, switch or idle.
+fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
+    let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy else {
+        return;
+    };
+    let p = &PCPU[core];
+    loop {
+        {
+            let mut guard = p.shared.lock();
+            let Some(sh) = guard.as_mut() else {
+                return;
+            };
+            let now = hw::now();
+            if let Some(slot) = sh.running {
+                let (vm, vcpu) = (servers[slot].vm, servers[slot].vcpu);
+                if let Exit::Idle { wake_at } = exit {
+                    let _ = sh.sched.block(slot, now);
+                    let _ = sh.sched.set_wake_timer(slot, wake_at);
+                }
+                let v = &vm::get(vm).vcpus[vcpu];
+                if v.transition(VcpuState::StopRequested, VcpuState::Off)
+                    || v.state() != VcpuState::On
+                {
+                    // Gone: nothing of its context is kept (it restarts fresh).
+                    hw::vtimer_off();
+                    vgic::vcpu_leaves(vm, vcpu, false);
+                    let _ = sh.sched.set_online(slot, false, now);
+                    sh.running = None;
+                    p.current.store(0, Ordering::Relaxed);
+                }
+            }
+            if p.attention.swap(false, Ordering::Acquire) {
+                apply_states(sh, servers, now);
+            }
+            let d: Decision = sh.sched.schedule(now);
+            hw::hyp_timer_set(d.timer);
+            if d.run != sh.running {
+                if let Some(old) = sh.running.take() {
+                    save(frame, servers[old].vm, servers[old].vcpu);
+                    p.current.store(0, Ordering::Relaxed);
+                }
+                if let Some(new) = d.run {
+                    let (vm, vcpu) = (servers[new].vm, servers[new].vcpu);
+                    let ctx = *vm::get(vm).vcpus[vcpu].saved.lock();
+                    load(frame, vm, vcpu, &ctx, HCR_GUEST_SHARED);
+                    sh.running = Some(new);
+                    p.current.store(encode(vm, vcpu), Ordering::Relaxed);
+                }
+            }
+            if let Some(slot) = d.run {
+                vgic::flush_if_dirty(servers[slot].vm, servers[slot].vcpu);
+                return;
+            }
+        }
+        // Nothing to run: wait for an interrupt (the hypervisor timer, a kick, a device) with
+        // the scheduler unlocked, then decide again. The exit was accounted for above.
+        asm::wfi();
+        drain_interrupts();
+        if exit != Exit::Resume {
+            // Only the first pass handles the exit itself.
+            return shared(frame, core, Exit::Resume);
+        }
+    }
+}
+
+/// Applies what other cores (or this core's handlers for another of its vCPUs) changed:
+/// starts, stops, and interrupts for vCPUs that are not running.
+fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
+    for (slot, s) in servers.iter().enumerate() {
+        let v = &vm::get(s.vm).vcpus[s.vcpu];
+        if sh.running == Some(slot) {
+            continue;
+        }
+        match v.state() {
+            VcpuState::OnPending => {
+                if v.transition(VcpuState::OnPending, VcpuState::On) {
+                    let (entry, arg) = v.start_point();
+                    *v.saved.lock() = SavedContext::fresh(entry, arg);
+                    vgic::vcpu_reset_interface(s.vm, s.vcpu);
+                    let _ = sh.sched.set_online(slot, true, now);
+                    let _ = sh.sched.set_wake_timer(slot, None);
+                    let _ = sh.sched.wake(slot, now);
+                }
+            }
+            VcpuState::StopRequested | VcpuState::Off => {
+                v.transition(VcpuState::StopRequested, VcpuState::Off);
+                if sh.sched.is_online(slot) == Some(true) {
+                    let _ = sh.sched.set_online(slot, false, now);
+                }
+            }
+            VcpuState::On => {
+                if vgic::has_work(s.vm, s.vcpu) {
+                    let _ = sh.sched.wake(slot, now);
+                    let _ = sh.sched.set_wake_timer(slot, None);
+                }
+            }
+        }
+    }
+}
+
+/// Takes every vCPU of `vm` on this core off the scheduler's run queue now (a VM reset
+/// running on this core, before it rewrites the VM's memory).
+pub fn retire_local_vcpus(vm: usize) {
+    let (core, p) = this();
+    if let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy {
+        if let Some(sh) = p.shared.lock().as_mut() {
+            for (slot, s) in servers.iter().enumerate() {
+                let v = &vm::get(s.vm).vcpus[s.vcpu];
+                if s.vm == vm && sh.running != Some(slot) {
+                    v.transition(VcpuState::StopRequested, VcpuState::Off);
+                    let _ = sh.sched.set_online(slot, false, hw::now());
+                }
+            }
+        }
+    }
+}
+
+/// Prints the trace of every traced shared core (when the machine stops), in the format
+/// `cargo xtask trace` renders.
+pub fn dump_traces() {
+    for (core, pd) in PCPUS.iter().enumerate() {
+        let PcpuPolicy::Shared { servers, .. } = pd.policy else {
+            continue;
+        };
+        if !pd.trace {
+            continue;
+        }
+        let mut guard = PCPU[core].shared.lock();
+        let Some(sh) = guard.as_mut() else {
+            continue;
+        };
+        if !sh.trace {
+            continue;
+        }
+        let ring = sh.sched.trace_ring();
+        hprintln!(
+            "trace core {} freq {} servers {} events {} dropped {}",
+            core,
+            hw::counter_frequency(),
+            servers.len(),
+            ring.len(),
+            ring.dropped()
+        );
+        for (i, s) in servers.iter().enumerate() {
+            hprintln!(
+                "trace core {} server {} vm {} vcpu {} kind {} budget_us {} period_us {} prio {}",
+                core,
+                i,
+                vm::desc(s.vm).name,
+                s.vcpu,
+                kind_name(s.kind),
+                s.budget_us,
+                s.period_us,
+                s.priority
+            );
+        }
+        for ev in sh.sched.drain_trace() {
+            let kind = match ev.kind {
+                TraceKind::Switch => "switch",
+                TraceKind::Idle => "idle",
+                TraceKind::Release => "release",
+                TraceKind::Deplete => "deplete",
+                TraceKind::Replenish => "replenish",
+                TraceKind::Wake => "wake",
+                TraceKind::Block => "block",
+                TraceKind::Inject => "inject",
+                TraceKind::Online => "online",
+                TraceKind::Offline => "offline",
+            };
+            if ev.server == tessera_sched::TraceEvent::NO_SERVER {
+                hprintln!("trace core {} ev {} {} -", core, ev.time, kind);
+            } else {
+                hprintln!("trace core {} ev {} {} {}", core, ev.time, kind, ev.server);
+            }
+        }
+        hprintln!("trace core {} end", core);
+    }
+}
+
+fn kind_name(k: config::ServerKind) -> &'static str {
+    match k {
+        config::ServerKind::Deferrable => "deferrable",
+        config::ServerKind::Periodic => "periodic",
+        config::ServerKind::Polling => "polling",
+        config::ServerKind::Sporadic => "sporadic",
+        config::ServerKind::Cbs => "cbs",
+    }
+}
