@@ -12,6 +12,8 @@ mod drivers;
 mod hypercall;
 mod mm;
 mod panic;
+mod smccc;
+mod sysreg;
 mod trap;
 mod vdev;
 mod vgic;

@@ -8,7 +8,7 @@ use crate::arch::exception::VectorKind;
 use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
 use crate::vm::{self, VmEnd};
-use crate::{console, hprintln, hypercall, vdev, vgic, vpsci};
+use crate::{console, hprintln, hypercall, sysreg, vdev, vgic, vpsci};
 
 /// Entry from the vectors with the saved guest registers.
 pub fn handle(frame: &mut TrapFrame, kind: VectorKind) {
@@ -59,6 +59,9 @@ fn lower_sync(frame: &mut TrapFrame) {
         }
         _ => {
             let (vm, vcpu) = current_or_fatal(frame);
+            if esr.class() == ExceptionClass::SysReg && sysreg::handle(frame, vm, vcpu, esr).is_some() {
+                return;
+            }
             if vm::rt(vm).may_report_fault(vm) {
                 hprintln!(
                     "vm {} vcpu {}: {} (ESR {:#x}) at {:#x} → undefined instruction",

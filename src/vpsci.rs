@@ -22,6 +22,10 @@ pub fn is_psci_or_arch(fid: u64) -> bool {
 /// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
 pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) {
     let fid = frame.x[0] as u32;
+    if let Some(r) = crate::smccc::arch_call(fid, frame.x[1]) {
+        frame.x[0] = r as u64;
+        return;
+    }
     let smc32 = fid & 0x4000_0000 == 0;
     let arg = |i: usize| {
         if smc32 {

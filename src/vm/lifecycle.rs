@@ -9,7 +9,7 @@
 use core::sync::atomic::Ordering;
 
 use aarch64_cpu::asm::{self, barrier};
-use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, VTCR_EL2, VTTBR_EL2};
+use aarch64_cpu::registers::{CNTHCTL_EL2, CNTVOFF_EL2, VTCR_EL2, VTTBR_EL2};
 use tock_registers::interfaces::Writeable;
 
 use super::{
@@ -29,23 +29,8 @@ pub enum VmEnd {
 }
 
 /// Exit code reported for a VM stopped by the hypervisor.
-pub const STOPPED_EXIT_CODE: u32 = 128;
+pub const STOPPED_EXIT_CODE: u32 = tessera_abi::status::STOPPED;
 
-/// HCR_EL2 for a guest: VM (stage 2) | SWIO | FMO | IMO | AMO (physical interrupts to EL2) |
-/// FB + BSU=inner (broadcast TLB/cache maintenance, upgrade barriers) | TSC (trap SMC: PSCI) |
-/// TIDCP (trap implementation-defined registers) | RW (EL1 is AArch64).
-const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 19)
-    | (1 << 20)
-    | (1 << 31);
-/// CPTR_EL2 (E2H = 0): RES1 bits only, so FP/SIMD, SVE and trace are not trapped.
-const CPTR_NO_TRAPS: u64 = 0x33ff;
 /// CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not use the physical timer
 /// (EL1PCEN = 0), which stays the hypervisor's; guests use the virtual timer.
 const CNTHCTL_GUEST: u64 = 1 << 0;
@@ -60,8 +45,7 @@ fn load_vcpu_context(vm: usize, vcpu: usize) {
     regs::set_vcpu_identity(desc(vm).vcpus[vcpu].mpidr);
     CNTVOFF_EL2.set(0);
     CNTHCTL_EL2.set(CNTHCTL_GUEST);
-    CPTR_EL2.set(CPTR_NO_TRAPS);
-    HCR_EL2.set(HCR_GUEST);
+    arch::el2ctl::write_guest_traps();
     barrier::isb(barrier::SY);
     regs::reset_el1_state();
 }
@@ -205,7 +189,9 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
             VmEnd::Exit(c) => c,
             VmEnd::Stopped => STOPPED_EXIT_CODE,
         };
-        r.exit_code.store(code, Ordering::Release);
+        // The machine status this VM contributes: guest codes >= 64 become 64, so that no guest
+        // can pass for a boot error, a hypervisor fault or a stopped VM (crates/abi status).
+        r.exit_code.store(vm_status(end), Ordering::Release);
         defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
         console::vm_flush(vm);
         match end {
@@ -225,7 +211,15 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> ! {
     park_current()
 }
 
-/// Every VM is off: report and end the machine with the first non-zero exit code.
+fn vm_status(end: VmEnd) -> u32 {
+    use tessera_abi::status::{self, VmOutcome};
+    status::vm_status(match end {
+        VmEnd::Exit(c) => VmOutcome::Exit(c),
+        VmEnd::Stopped => VmOutcome::Stopped,
+    })
+}
+
+/// Every VM is off: report and end the machine with the first non-zero VM status.
 fn machine_off() -> ! {
     let code = (0..VMS.len())
         .map(|i| rt(i).exit_code.load(Ordering::Acquire))

@@ -219,6 +219,20 @@ fn check_board(b: &BoardFile, errs: &mut Vec<ConfigError>) {
                 format!("device `{}` has none", d.name),
             ));
         }
+        let hyp_uarts = std::iter::once(("console", b.console.uart))
+            .chain(b.log.iter().map(|l| ("log", l.uart)));
+        for (what, uart) in hyp_uarts {
+            if overlaps((d.base, d.size), (uart & !(PAGE_SIZE - 1), PAGE_SIZE)) {
+                errs.push(e(
+                    &f,
+                    format!(
+                        "device `{}` {} overlaps the hypervisor's {what} UART at {uart:#x}",
+                        d.name,
+                        range(d.base, d.size)
+                    ),
+                ));
+            }
+        }
         if overlaps((d.base, d.size), (b.ram.base, b.ram.size)) {
             errs.push(e(
                 &f,
@@ -248,6 +262,9 @@ fn check_board(b: &BoardFile, errs: &mut Vec<ConfigError>) {
         ));
     }
 }
+
+/// The name no VM may have: `[tessera] ` starts the hypervisor's own console lines.
+const RESERVED_VM_NAME: &str = "tessera";
 
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
@@ -281,12 +298,19 @@ fn page_up(v: u64) -> u64 {
     v.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }
 
-/// MMIO the hypervisor maps for itself: the console and the GIC frames (page-aligned).
+/// MMIO the hypervisor maps for itself: the console, the log UART and the GIC frames
+/// (page-aligned).
 fn hyp_mmio(b: &BoardFile, g: &GicDesc) -> Vec<PhysRange> {
     let mut v = vec![PhysRange {
         base: b.console.uart & !(PAGE_SIZE - 1),
         size: PAGE_SIZE,
     }];
+    if let Some(log) = &b.log {
+        v.push(PhysRange {
+            base: log.uart & !(PAGE_SIZE - 1),
+            size: PAGE_SIZE,
+        });
+    }
     let mut add = |base: u64, size: u64| {
         v.push(PhysRange {
             base: base & !(PAGE_SIZE - 1),
@@ -393,6 +417,15 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
                 &v.name,
                 "name",
                 "use letters, digits, - and _ (non-empty)",
+            ));
+        }
+        if v.name.eq_ignore_ascii_case(RESERVED_VM_NAME) {
+            errs.push(ConfigError::vm(
+                K::DuplicateName,
+                &v.name,
+                "name",
+                "`tessera` is the hypervisor's own console prefix: a VM of that name could \
+                 print lines that read as the hypervisor's",
             ));
         }
         if let Some(&first) = vm_index.get(v.name.as_str()) {
