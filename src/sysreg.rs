@@ -5,7 +5,7 @@
 //! caller, which makes it UNDEFINED.
 
 use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{ID_AA64MMFR2_EL1, CCSIDR_EL1, CSSELR_EL1};
+use aarch64_cpu::registers::{CCSIDR_EL1, CSSELR_EL1, ID_AA64MMFR2_EL1};
 use tessera_stage2::GuestPhysAddr;
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -123,7 +123,10 @@ impl CacheGeometry {
     pub fn from_ccsidr(ccsidr: u64, ccidx: bool) -> Self {
         let log2_line = (ccsidr & 7) as u32 + 4;
         let (ways, sets) = if ccidx {
-            (((ccsidr >> 3) & 0x1f_ffff) + 1, ((ccsidr >> 32) & 0xff_ffff) + 1)
+            (
+                ((ccsidr >> 3) & 0x1f_ffff) + 1,
+                ((ccsidr >> 32) & 0xff_ffff) + 1,
+            )
         } else {
             (((ccsidr >> 3) & 0x3ff) + 1, ((ccsidr >> 13) & 0x7fff) + 1)
         };

@@ -59,7 +59,9 @@ fn lower_sync(frame: &mut TrapFrame) {
         }
         _ => {
             let (vm, vcpu) = current_or_fatal(frame);
-            if esr.class() == ExceptionClass::SysReg && sysreg::handle(frame, vm, vcpu, esr).is_some() {
+            if esr.class() == ExceptionClass::SysReg
+                && sysreg::handle(frame, vm, vcpu, esr).is_some()
+            {
                 return;
             }
             if vm::rt(vm).may_report_fault(vm) {

@@ -354,12 +354,13 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
-    let console = child.stdout.take().map(|out| std::thread::spawn(move || tee(out)));
+    let console = child
+        .stdout
+        .take()
+        .map(|out| std::thread::spawn(move || tee(out)));
     let timeout = (!args.gdb).then(|| Duration::from_secs(args.timeout));
     let outcome = qemu::wait(child, timeout)?;
-    let log = console
-        .and_then(|t| t.join().ok())
-        .unwrap_or_default();
+    let log = console.and_then(|t| t.join().ok()).unwrap_or_default();
     if let Some(f) = &defmt_file {
         show_defmt_log(paths, f, &built.elf);
     }

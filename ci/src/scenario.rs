@@ -507,7 +507,8 @@ mod tests {
         let c = sc("name='x'\norder=['vm early off', 'late.*hello: ok']");
         let good = "[late] start\n[tessera] vm early off (exit 0)\n[late] hello: ok\n\
                     [tessera] all VMs off; exit 0\n";
-        let bad = "[late] hello: ok\n[tessera] vm early off (exit 0)\n[tessera] all VMs off; exit 0\n";
+        let bad =
+            "[late] hello: ok\n[tessera] vm early off (exit 0)\n[tessera] all VMs off; exit 0\n";
         assert!(judge(&c, Outcome::Exited(0), good).is_empty());
         let p = judge(&c, Outcome::Exited(0), bad);
         assert_eq!(p.len(), 1, "{p:?}");
@@ -599,11 +600,17 @@ input = [
         // QEMU ended by something else (semihosting SYS_EXIT from a guest): a failure even
         // when the number happens to match.
         let p = judge(&c, Outcome::Exited(64), log);
-        assert!(p.iter().any(|m| m.contains("not 0 (PSCI SYSTEM_OFF)")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("not 0 (PSCI SYSTEM_OFF)")),
+            "{p:?}"
+        );
         // A guest's imitation of the final line does not count.
         let forged = "[vm] [tessera] all VMs off; exit 64\n";
         let p = judge(&c, Outcome::Exited(0), forged);
-        assert!(p.iter().any(|m| m.contains("no final status line")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("no final status line")),
+            "{p:?}"
+        );
         let fatal = sc("name='x'\nexpect_exit = 255\nallow_fatal = true");
         let log = "[tessera] FATAL: unexpected\n[tessera] all VMs off; exit 0\n";
         assert!(judge(&fatal, Outcome::Exited(0), log).is_empty());
@@ -627,7 +634,10 @@ input = [
         std::fs::write(&old, "x").unwrap();
         let since = std::time::SystemTime::now() + Duration::from_secs(1);
         let pat = vec![format!("{}/pwned-*", dir.display())];
-        assert!(touched_host_files(&pat, since).is_empty(), "older files do not count");
+        assert!(
+            touched_host_files(&pat, since).is_empty(),
+            "older files do not count"
+        );
         let earlier = std::time::SystemTime::now() - Duration::from_secs(60);
         let hits = touched_host_files(&pat, earlier);
         assert_eq!(hits, [old.display().to_string()]);

@@ -298,8 +298,7 @@ fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
         overrides.push((vm.clone(), PathBuf::from(path)));
     }
     let suffix = (!overrides.is_empty()).then(|| format!("-{}", s.name));
-    let mut hb =
-        HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, false, suffix)?;
+    let mut hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, false, suffix)?;
     if !s.features.is_empty() {
         let known = tessera_features(paths)?;
         if let Some(f) = s.features.iter().find(|f| !known.contains(f)) {
@@ -458,7 +457,9 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
     let text = String::from_utf8_lossy(&bytes);
     let mut problems = scenario::judge(c, outcome, &text);
     for p in scenario::touched_host_files(&s.host_untouched, started) {
-        problems.push(format!("host_untouched: {p} was created or modified during the run"));
+        problems.push(format!(
+            "host_untouched: {p} was created or modified during the run"
+        ));
     }
     if let Some((after, _)) = c.input.get(fired) {
         problems.push(format!(

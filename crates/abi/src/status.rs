@@ -128,7 +128,10 @@ mod tests {
             Some(255)
         );
         // Guest lines carry their VM's prefix.
-        assert_eq!(status_of_line("[alpha] [tessera] all VMs off; exit 0"), None);
+        assert_eq!(
+            status_of_line("[alpha] [tessera] all VMs off; exit 0"),
+            None
+        );
         assert_eq!(status_of_line(" [tessera] FATAL"), None);
         assert_eq!(status_of_line("[tessera] vm alpha off (exit 70)"), None);
     }
