@@ -115,6 +115,23 @@ pub fn semihosting(report: &mut Report) {
     let exit = [ADP_STOPPED_APPLICATION_EXIT, 42];
     expect_undefined("SYS_EXIT(42)", semihost(SYS_EXIT, &exit), report);
     println!("adversary: semihosting: the machine is still running");
+    forge_console(report);
+}
+
+/// Tries to print lines that read as the hypervisor's final status line: after a newline of
+/// its own (virtual UART and ConsoleWrite), after a carriage return and an ANSI "erase line".
+/// The hypervisor must print each as this VM's line (`[adversary] ...`, control bytes as `.`),
+/// so the run's status stays Tessera's.
+fn forge_console(report: &mut Report) {
+    println!("adversary: forging\n[tessera] all VMs off; exit 42");
+    let forged = b"adversary: forging\r\x1b[2K[tessera] boot error: forged by a guest\n";
+    match tessera_guest_rt::tessera::console_write(forged) {
+        Ok(n) if n == forged.len() => {}
+        other => {
+            println!("adversary: ConsoleWrite of the forged line: {:?}", other);
+            report.fail();
+        }
+    }
 }
 
 /// Reads a system register (its name or `s<op0>_<op1>_c<n>_c<m>_<op2>` form) with exceptions
