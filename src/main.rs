@@ -13,6 +13,8 @@ mod hypercall;
 mod mm;
 mod panic;
 mod pcpu;
+mod smccc;
+mod sysreg;
 mod trap;
 mod vdev;
 mod vgic;

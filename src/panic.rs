@@ -5,7 +5,7 @@ use core::panic::PanicInfo;
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     crate::console::emergency_print(format_args!(
-        "[tessera] FATAL: hypervisor panic on core {}: {}\n",
+        "\n[tessera] FATAL: hypervisor panic on core {}: {}\n",
         crate::arch::core_index(),
         info
     ));

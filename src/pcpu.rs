@@ -25,7 +25,7 @@ use aarch64_cpu::asm;
 use spin::Mutex;
 use tessera_sched::{CoreScheduler, Decision, Policy, ServerKind, ServerParams, TraceKind};
 
-use crate::arch::vcpu::{self as hw, GuestControl, HCR_GUEST, HCR_GUEST_SHARED};
+use crate::arch::vcpu::{self as hw, GuestControl, HCR_SHARED_EXTRA};
 use crate::arch::{self, gic, TrapFrame};
 use crate::config::{self, PcpuPolicy, PCPUS};
 use crate::vm::{self, SavedContext, VcpuState, MAX_PCPUS};
@@ -247,7 +247,7 @@ fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
                         vcpu,
                         entry
                     );
-                    load(frame, vm, vcpu, &SavedContext::fresh(entry, arg), HCR_GUEST);
+                    load(frame, vm, vcpu, &SavedContext::fresh(entry, arg), 0);
                     vgic::flush_if_dirty(vm, vcpu);
                     return;
                 }
@@ -263,9 +263,9 @@ fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
 }
 
 /// Loads a vCPU's whole context into this core (its registers into `frame`).
-fn load(frame: &mut TrapFrame, vm: usize, vcpu: usize, ctx: &SavedContext, hcr: u64) {
+fn load(frame: &mut TrapFrame, vm: usize, vcpu: usize, ctx: &SavedContext, extra_hcr: u64) {
     GuestControl {
-        hcr,
+        extra_hcr,
         vtcr: vm::vtcr(),
         vttbr: vm::get(vm).vttbr(),
         vmpidr: vm::desc(vm).vcpus[vcpu].mpidr,
@@ -334,7 +334,7 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
                 if let Some(new) = d.run {
                     let (vm, vcpu) = (servers[new].vm, servers[new].vcpu);
                     let ctx = *vm::get(vm).vcpus[vcpu].saved.lock();
-                    load(frame, vm, vcpu, &ctx, HCR_GUEST_SHARED);
+                    load(frame, vm, vcpu, &ctx, HCR_SHARED_EXTRA);
                     sh.running = Some(new);
                     p.current.store(encode(vm, vcpu), Ordering::Relaxed);
                 }

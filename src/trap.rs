@@ -9,7 +9,7 @@ use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
 use crate::pcpu::{self, Exit};
 use crate::vm::{self, VmEnd};
-use crate::{console, hprintln, hypercall, vdev, vgic, vpsci};
+use crate::{console, hprintln, hypercall, sysreg, vdev, vgic, vpsci};
 
 /// Entry from the vectors with the saved guest registers: handle the exit, then let the run
 /// loop decide what runs next (the same vCPU, another, or none).
@@ -68,6 +68,11 @@ fn lower_sync(frame: &mut TrapFrame) -> Exit {
         }
         _ => {
             let (vm, vcpu) = current_or_fatal(frame);
+            if esr.class() == ExceptionClass::SysReg
+                && sysreg::handle(frame, vm, vcpu, esr).is_some()
+            {
+                return Exit::Resume;
+            }
             if vm::get(vm).may_report_fault(vm) {
                 hprintln!(
                     "vm {} vcpu {}: {} (ESR {:#x}) at {:#x} → undefined instruction",

@@ -8,7 +8,6 @@ use crate::vm::{self, Outcome, VcpuState, VmEnd};
 
 const PSCI_VERSION_1_1: u64 = 0x0001_0001;
 const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
-const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
 
 /// PSCI (0x84000000–0x8400001F and the SMC64 forms 0xC4000000–0xC400001F) or SMCCC
 /// architecture calls (0x80000000–0x8000FFFF).
@@ -23,6 +22,10 @@ pub fn is_psci_or_arch(fid: u64) -> bool {
 /// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
 pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
     let fid = frame.x[0] as u32;
+    if let Some(r) = crate::smccc::arch_call(fid, frame.x[1]) {
+        frame.x[0] = r as u64;
+        return Exit::Resume;
+    }
     let smc32 = fid & 0x4000_0000 == 0;
     let arg = |i: usize| {
         if smc32 {
@@ -33,7 +36,6 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
     };
     let result: i64 = match fid {
         func::SMCCC_VERSION => SMCCC_VERSION_1_1 as i64,
-        SMCCC_ARCH_FEATURES => ret::NOT_SUPPORTED,
         func::VERSION => PSCI_VERSION_1_1 as i64,
         func::FEATURES => features(arg(1) as u32),
         0x8400_0003 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),

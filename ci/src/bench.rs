@@ -513,6 +513,13 @@ fn run_one(paths: &Paths, spec: &QemuSpec, log: &Path, timeout: Duration) -> Res
             "the guest failed: {}",
             parsed.failed.as_deref().unwrap_or("")
         )),
+        // Under Tessera the status is the hypervisor's final line (QEMU itself exits 0).
+        Outcome::Exited(0) if spec.virtualization && qemu::hypervisor_status(&text) != Some(0) => {
+            Some(match qemu::hypervisor_status(&text) {
+                Some(s) => format!("Tessera ended with status {s}"),
+                None => "Tessera printed no final status line".to_string(),
+            })
+        }
         Outcome::Exited(0) if !parsed.done => {
             Some("QEMU exited 0 but the guest never printed `bench: done`".to_string())
         }
@@ -563,6 +570,8 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
             memory: o.memory.clone(),
             virtualization: false,
             gdb: false,
+            // The bare guest's only way to report a failure status.
+            semihosting: true,
             defmt_file: None,
             extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
         };
@@ -583,7 +592,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 &o.config,
                 Some(gic),
                 Vec::new(),
-                true,
+                false,
                 None,
             )?;
             println!(
@@ -599,6 +608,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 memory: o.memory.clone(),
                 virtualization: true,
                 gdb: false,
+                semihosting: false,
                 defmt_file: None,
                 extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
             };

@@ -70,9 +70,10 @@ struct ImageArgs {
 struct BuildArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Build for hardware: end with PSCI SYSTEM_OFF instead of semihosting SYS_EXIT.
+    /// Also report the final status through Arm semihosting SYS_EXIT (QEMU -semihosting).
+    /// Off by default: every build ends with PSCI SYSTEM_OFF, as on hardware.
     #[arg(long)]
-    no_semihosting: bool,
+    semihosting: bool,
     /// Release build: the default and only profile of the image (accepted for clarity).
     #[arg(long)]
     release: bool,
@@ -97,11 +98,17 @@ struct RunArgs {
     /// Start QEMU halted with a gdb server on :1234 and print how to attach.
     #[arg(long)]
     gdb: bool,
-    /// Compile the hypervisor's defmt logging in at this level (DEFMT_LOG) and collect its
-    /// frames in target/tessera/defmt-<config>.bin, decoded after the run with defmt-print
-    /// when it is installed.
+    /// Compile the hypervisor's defmt logging in at this level (DEFMT_LOG), send its frames to
+    /// the board's log UART (QEMU virt's second PL011, feature `defmt-uart`), collect them in
+    /// target/tessera/defmt-<config>.bin and decode them after the run with defmt-print when
+    /// it is installed.
     #[arg(long, value_parser = ["error", "warn", "info", "debug", "trace"])]
     log: Option<String>,
+    /// Enable Arm semihosting in QEMU (and the hypervisor's SYS_EXIT). Every guest can then
+    /// use it too: end QEMU, read and write host files, run host commands. Only for trusted
+    /// guests.
+    #[arg(long)]
+    semihosting: bool,
 }
 
 #[derive(Args)]
@@ -218,7 +225,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             let _ = args.release; // always a release build
             setup::ensure(&paths)?;
             let mut builder = Builder::new(&paths);
-            let hb = hypervisor_build(&paths, &mut builder, &args.image, !args.no_semihosting)?;
+            let hb = hypervisor_build(&paths, &mut builder, &args.image, args.semihosting)?;
             builder.build_hypervisor(&hb)?;
             Ok(0)
         }
@@ -291,6 +298,20 @@ fn hypervisor_build(
     )
 }
 
+/// Copies QEMU's console output to our stdout as it comes, and returns all of it.
+fn tee(mut from: impl std::io::Read) -> Vec<u8> {
+    use std::io::Write;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    let stdout = std::io::stdout();
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        let mut out = stdout.lock();
+        let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
 /// Decodes the hypervisor's defmt frames with `defmt-print`, or says how to.
 fn show_defmt_log(paths: &Paths, frames: &std::path::Path, elf: &std::path::Path) {
     let frames_rel = util::display_rel(paths, frames);
@@ -321,8 +342,18 @@ fn show_defmt_log(paths: &Paths, frames: &std::path::Path, elf: &std::path::Path
 fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
     setup::ensure(paths)?;
     let mut builder = Builder::new(paths);
-    let mut hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    if args.semihosting {
+        println!(
+            "xtask: WARNING: --semihosting: QEMU serves semihosting to every guest as well as \
+             to the hypervisor (no EL2 trap): any guest can end QEMU, read and write host files \
+             and run host commands (SYS_SYSTEM). Use it only with guests you trust."
+        );
+    }
+    let mut hb = hypervisor_build(paths, &mut builder, &args.image, args.semihosting)?;
     hb.log = args.log.clone();
+    if args.log.is_some() {
+        hb.features.push("defmt-uart".into());
+    }
     let built = builder.build_hypervisor(&hb)?;
     let defmt_file = args.log.as_ref().map(|_| {
         built
@@ -337,6 +368,7 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
         memory: args.memory.clone(),
         virtualization: true,
         gdb: args.gdb,
+        semihosting: args.semihosting,
         defmt_file: defmt_file.clone(),
         extra: Vec::new(),
     };
@@ -356,18 +388,42 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
     }
     println!("xtask: {}", spec.describe());
     let mut cmd = spec.command();
-    let child = cmd
+    // The console goes through us (to the terminal unchanged) so that the run's status can be
+    // read from the hypervisor's final line; input stays the terminal's.
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
+    let console = child
+        .stdout
+        .take()
+        .map(|out| std::thread::spawn(move || tee(out)));
     let timeout = (!args.gdb).then(|| Duration::from_secs(args.timeout));
     let outcome = qemu::wait(child, timeout)?;
+    let log = console.and_then(|t| t.join().ok()).unwrap_or_default();
     if let Some(f) = &defmt_file {
         show_defmt_log(paths, f, &built.elf);
     }
     match outcome {
         qemu::Outcome::Exited(code) => {
-            println!("xtask: QEMU exited with status {code}");
-            Ok(code)
+            let status = qemu::hypervisor_status(&String::from_utf8_lossy(&log));
+            match status {
+                Some(s) => {
+                    println!("xtask: Tessera's status {s} (QEMU exited with {code})");
+                    if code != 0 && !(args.semihosting && i64::from(code) == i64::from(s)) {
+                        println!(
+                            "xtask: WARNING: QEMU's own status {code} is not the 0 of PSCI \
+                             SYSTEM_OFF: something other than the hypervisor ended the machine"
+                        );
+                    }
+                    Ok(i32::try_from(s).unwrap_or(255))
+                }
+                None => bail!(
+                    "QEMU exited with {code} but Tessera printed no final status line \
+                     (`[tessera] all VMs off; exit N`, `[tessera] boot error`, \
+                     `[tessera] FATAL`)"
+                ),
+            }
         }
         qemu::Outcome::TimedOut(t) => bail!(
             "QEMU did not finish within {} s and was killed; look at the console output above, \
@@ -402,7 +458,7 @@ fn cmd_trace(paths: &Paths, args: TraceArgs) -> Result<i32> {
     }
     setup::ensure(paths)?;
     let mut builder = Builder::new(paths);
-    let hb = hypervisor_build(paths, &mut builder, &args.image, true)?;
+    let hb = hypervisor_build(paths, &mut builder, &args.image, false)?;
     let built = builder.build_hypervisor(&hb)?;
     let name = format!("{}-gic{}", hb.config_name, hb.gic);
     let smp = match args.smp {
@@ -422,6 +478,7 @@ fn cmd_trace(paths: &Paths, args: TraceArgs) -> Result<i32> {
         virtualization: true,
         gdb: false,
         defmt_file: None,
+        semihosting: false,
         extra,
     };
     let dir = paths.target.join("trace");

@@ -19,8 +19,12 @@ pub struct QemuSpec {
     pub virtualization: bool,
     /// `-s -S`: gdb server on :1234, halted at reset.
     pub gdb: bool,
-    /// Send the semihosting console (the hypervisor's defmt frames) to this file instead of
-    /// QEMU's stdout.
+    /// Arm semihosting (`-semihosting`): only for bare guests (no hypervisor to protect; their
+    /// way to report a status) and runs that ask for it explicitly (`run --semihosting`).
+    /// With it, every guest can end QEMU, touch host files and run host commands.
+    pub semihosting: bool,
+    /// A second serial port (QEMU virt's second PL011, the hypervisor's log UART, built with
+    /// feature `defmt-uart`) written to this file: the hypervisor's defmt frames.
     pub defmt_file: Option<PathBuf>,
     pub extra: Vec<String>,
 }
@@ -43,14 +47,18 @@ impl QemuSpec {
             self.memory.clone(),
             "-nographic".into(),
         ];
-        match &self.defmt_file {
-            Some(f) => a.extend([
-                "-chardev".into(),
-                format!("file,id=defmt0,path={}", f.display()),
-                "-semihosting-config".into(),
-                "enable=on,target=native,chardev=defmt0".into(),
-            ]),
-            None => a.push("-semihosting".into()),
+        if let Some(f) = &self.defmt_file {
+            // The console stays on stdio (with QEMU's monitor, as -nographic has it); the second
+            // serial port is the log UART.
+            a.extend([
+                "-serial".into(),
+                "mon:stdio".into(),
+                "-serial".into(),
+                format!("file:{}", f.display()),
+            ]);
+        }
+        if self.semihosting {
+            a.push("-semihosting".into());
         }
         a.extend(["-kernel".into(), self.kernel.display().to_string()]);
         if self.gdb {
@@ -125,4 +133,11 @@ fn terminate(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The run's status as the hypervisor announced it in its final console line (see
+/// `tessera_abi::status`): `all VMs off; exit N` → N, `boot error` → 70, `FATAL` → 255; `None`
+/// if no such line was printed. QEMU's own exit status says nothing (PSCI SYSTEM_OFF: 0).
+pub fn hypervisor_status(log: &str) -> Option<u32> {
+    tessera_abi::status::status_of_log(log)
 }

@@ -9,14 +9,16 @@
 //! smp = 4                    # default 4
 //! memory = "2G"              # QEMU -m; an integer means MiB; default 2G
 //! timeout = 120              # seconds, default 120
-//! expect_exit = 0            # QEMU's exit status, default 0
+//! expect_exit = 0            # the run's status, default 0: Tessera's, from its final console
+//!                            # line (bare: QEMU's exit status); see below
 //! expect = ['regex', ...]    # each must match some console line
 //! forbid = ['regex', ...]    # none may match any line; `FATAL` and `panicked` are implied
 //! allow_fatal = false        # true drops the implied forbids
 //! order = ['regex', ...]     # must match lines in this order
 //! guests = { vm = "guests/adversary" }   # image overrides (--guest VM=PATH)
-//! features = []              # further cargo features of the tessera build (`semihosting` is
-//!                            # always on), e.g. ["selftest-el2-fault"]; Tessera scenarios only
+//! features = []              # further cargo features of the tessera build, e.g.
+//!                            # ["selftest-el2-fault"]; Tessera scenarios only. `semihosting`
+//!                            # also gives QEMU -semihosting (no scenario needs it so far)
 //! bare = false               # true: boot `guest` alone on QEMU, no Tessera, no EL2
 //! guest = "hello"            # the guest of a bare scenario
 //! qemu_args = []             # extra QEMU arguments
@@ -26,7 +28,17 @@
 //! input = [{ after = 'regex', send = "text" }, ...]
 //!                            # console input: when a line matches `after`, `send` goes to
 //!                            # QEMU's stdin (the serial console); in order, each entry once
+//! host_untouched = ['/tmp/x-*']  # host paths the run must not create or modify; a `*` at the
+//!                            # end of the file name matches any suffix
 //! ```
+//!
+//! **The run's status.** Tessera scenarios run without semihosting (unless `features` has it),
+//! so no guest can end QEMU, touch host files or run host commands. The status compared with
+//! `expect_exit` is the one the hypervisor announces in its first final line (`[tessera] all
+//! VMs off; exit N`, `[tessera] boot error ...` = 70, `[tessera] FATAL ...` = 255;
+//! `tessera_abi::status`), and QEMU itself must exit with 0 (PSCI SYSTEM_OFF): any other QEMU
+//! status means something else ended the machine. Bare scenarios (a guest alone, no
+//! hypervisor) keep `-semihosting` and QEMU's exit status, their guest's way to report one.
 //!
 //! `input` entries wait for their turn: entry k+1 is only matched against lines after the one
 //! that fired entry k (a line fires at most one entry). `send` takes TOML's escapes when it is
@@ -96,6 +108,8 @@ pub struct Scenario {
     pub virtualization: Option<bool>,
     #[serde(default)]
     pub input: Vec<Input>,
+    #[serde(default)]
+    pub host_untouched: Vec<String>,
 }
 
 /// One piece of console input: `send` once a line matches `after`.
@@ -127,6 +141,11 @@ impl Scenario {
     /// QEMU's `gic-version` for an image built for GICv`image_gic`.
     pub fn machine_gic(&self, image_gic: u8) -> u8 {
         self.machine_gic.unwrap_or(image_gic)
+    }
+
+    /// Whether QEMU gets `-semihosting`: bare guests, and images built with it.
+    pub fn semihosting(&self) -> bool {
+        self.bare || self.features.iter().any(|f| f == "semihosting")
     }
 
     /// Whether QEMU models EL2 (`virtualization=on`).
@@ -249,12 +268,6 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
                 file.display()
             );
         }
-        if f == "semihosting" {
-            bail!(
-                "{}: features: `semihosting` is always on in scenarios; list only the others",
-                file.display()
-            );
-        }
     }
     if scenario.bare && !scenario.features.is_empty() {
         bail!(
@@ -263,6 +276,16 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
         );
     }
     let mut input = Vec::new();
+    for p in &scenario.host_untouched {
+        let path = Path::new(p);
+        if !path.is_absolute() || path.file_name().is_none() || p[..p.len() - 1].contains('*') {
+            bail!(
+                "{}: host_untouched: {p:?} must be an absolute file path, with at most one `*`, \
+                 at its end",
+                file.display()
+            );
+        }
+    }
     for (i, e) in scenario.input.iter().enumerate() {
         let after = Regex::new(&e.after).with_context(|| {
             format!(
@@ -299,6 +322,44 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
     })
 }
 
+/// The `host_untouched` paths that exist and were modified at or after `since` (a `*` at the
+/// end of a file name matches any suffix).
+pub fn touched_host_files(patterns: &[String], since: std::time::SystemTime) -> Vec<String> {
+    let mut touched = Vec::new();
+    let fresh = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since)
+    };
+    for pat in patterns {
+        let path = Path::new(pat);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match name.strip_suffix('*') {
+            Some(prefix) => {
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if e.file_name().to_string_lossy().starts_with(prefix) && fresh(&p) {
+                        touched.push(p.display().to_string());
+                    }
+                }
+            }
+            None => {
+                if fresh(path) {
+                    touched.push(pat.clone());
+                }
+            }
+        }
+    }
+    touched
+}
+
 /// Every scenario under `dir`, sorted by file name.
 pub fn load_dir(dir: &Path) -> Result<Vec<Compiled>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -327,16 +388,38 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Compiled>> {
 /// What is wrong with a run (empty: it passed).
 pub fn judge(c: &Compiled, outcome: Outcome, log: &str) -> Vec<String> {
     let mut problems = Vec::new();
+    let want = c.scenario.expect_exit;
     match outcome {
         Outcome::TimedOut(t) => problems.push(format!(
             "timeout: QEMU was still running after {} s and was killed",
             t.as_secs()
         )),
-        Outcome::Exited(code) if code != c.scenario.expect_exit => problems.push(format!(
-            "exit code mismatch: QEMU exited with {code}, expected {}",
-            c.scenario.expect_exit
-        )),
-        Outcome::Exited(_) => {}
+        Outcome::Exited(code) if c.scenario.bare => {
+            if code != want {
+                problems.push(format!(
+                    "exit code mismatch: QEMU exited with {code}, expected {want}"
+                ));
+            }
+        }
+        Outcome::Exited(code) => {
+            match crate::qemu::hypervisor_status(log) {
+                None => problems.push(format!(
+                    "exit code mismatch: Tessera printed no final status line (QEMU exited \
+                     with {code}), expected status {want}"
+                )),
+                Some(s) if s as i64 != i64::from(want) => problems.push(format!(
+                    "exit code mismatch: Tessera's status is {s}, expected {want}"
+                )),
+                Some(_) => {}
+            }
+            let semihosting_code = c.scenario.semihosting() && code as i64 == i64::from(want);
+            if code != 0 && !semihosting_code {
+                problems.push(format!(
+                    "QEMU exited with {code}, not 0 (PSCI SYSTEM_OFF): something other than \
+                     the hypervisor ended the machine"
+                ));
+            }
+        }
     }
     let lines: Vec<&str> = log.lines().map(|l| l.trim_end_matches('\r')).collect();
     for re in &c.expect {
@@ -383,7 +466,7 @@ mod tests {
         assert_eq!(c.scenario.smp, 4);
         assert_eq!(c.scenario.memory_arg(), "2G");
         assert_eq!(c.scenario.config, "default");
-        let log = "[tessera] boot\r\n[hello] hello: ok\n";
+        let log = "[tessera] boot\r\n[hello] hello: ok\n[tessera] all VMs off; exit 0\r\n";
         assert!(judge(&c, Outcome::Exited(0), log).is_empty());
     }
 
@@ -415,14 +498,17 @@ mod tests {
     #[test]
     fn allow_fatal_drops_implicit_forbids() {
         let c = sc("name='x'\nallow_fatal = true");
-        assert!(judge(&c, Outcome::Exited(0), "thread panicked\nFATAL\n").is_empty());
+        let log = "thread panicked\nFATAL\n[tessera] all VMs off; exit 0\n";
+        assert!(judge(&c, Outcome::Exited(0), log).is_empty());
     }
 
     #[test]
     fn order_is_checked() {
         let c = sc("name='x'\norder=['vm early off', 'late.*hello: ok']");
-        let good = "[late] start\n[tessera] vm early off (exit 0)\n[late] hello: ok\n";
-        let bad = "[late] hello: ok\n[tessera] vm early off (exit 0)\n";
+        let good = "[late] start\n[tessera] vm early off (exit 0)\n[late] hello: ok\n\
+                    [tessera] all VMs off; exit 0\n";
+        let bad =
+            "[late] hello: ok\n[tessera] vm early off (exit 0)\n[tessera] all VMs off; exit 0\n";
         assert!(judge(&c, Outcome::Exited(0), good).is_empty());
         let p = judge(&c, Outcome::Exited(0), bad);
         assert_eq!(p.len(), 1, "{p:?}");
@@ -437,7 +523,7 @@ mod tests {
         assert!(parse(Path::new("t"), "name='x'\ngic=4").is_err());
         assert!(parse(Path::new("t"), "name='x'\nmachine_gic=1").is_err());
         assert!(parse(Path::new("t"), "name='x'\nvirtualization='no'").is_err());
-        for bad in ["''", "'a,b'", "'a b'", "'semihosting'"] {
+        for bad in ["''", "'a,b'", "'a b'"] {
             let text = format!("name='x'\nfeatures=[{bad}]");
             assert!(parse(Path::new("t"), &text).is_err(), "{bad}");
         }
@@ -503,6 +589,63 @@ input = [
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn status_comes_from_the_hypervisor_line() {
+        let c = sc("name='x'\nexpect_exit = 64");
+        let log = "[vm] [tessera] all VMs off; exit 0\n[tessera] vm vm off (exit 70)\n\
+                   [tessera] all VMs off; exit 64\n";
+        assert!(judge(&c, Outcome::Exited(0), log).is_empty());
+        // QEMU ended by something else (semihosting SYS_EXIT from a guest): a failure even
+        // when the number happens to match.
+        let p = judge(&c, Outcome::Exited(64), log);
+        assert!(
+            p.iter().any(|m| m.contains("not 0 (PSCI SYSTEM_OFF)")),
+            "{p:?}"
+        );
+        // A guest's imitation of the final line does not count.
+        let forged = "[vm] [tessera] all VMs off; exit 64\n";
+        let p = judge(&c, Outcome::Exited(0), forged);
+        assert!(
+            p.iter().any(|m| m.contains("no final status line")),
+            "{p:?}"
+        );
+        let fatal = sc("name='x'\nexpect_exit = 255\nallow_fatal = true");
+        let log = "[tessera] FATAL: unexpected\n[tessera] all VMs off; exit 0\n";
+        assert!(judge(&fatal, Outcome::Exited(0), log).is_empty());
+        let boot = sc("name='x'\nexpect_exit = 70");
+        assert!(judge(&boot, Outcome::Exited(0), "[tessera] boot error: x\n").is_empty());
+        // Bare runs keep QEMU's status.
+        let bare = sc("name='x'\nbare=true\nguest='hello'\nexpect_exit = 3");
+        assert!(judge(&bare, Outcome::Exited(3), "").is_empty());
+        assert!(!judge(&bare, Outcome::Exited(0), "").is_empty());
+    }
+
+    #[test]
+    fn host_untouched_paths() {
+        assert!(parse(Path::new("t"), "name='x'\nhost_untouched=['rel/path']").is_err());
+        assert!(parse(Path::new("t"), "name='x'\nhost_untouched=['/a*/b']").is_err());
+        let c = sc("name='x'\nhost_untouched=['/tmp/x-*', '/tmp/y']");
+        assert_eq!(c.scenario.host_untouched.len(), 2);
+        let dir = std::env::temp_dir().join(format!("xtask-untouched-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("pwned-old");
+        std::fs::write(&old, "x").unwrap();
+        let since = std::time::SystemTime::now() + Duration::from_secs(1);
+        let pat = vec![format!("{}/pwned-*", dir.display())];
+        assert!(
+            touched_host_files(&pat, since).is_empty(),
+            "older files do not count"
+        );
+        let earlier = std::time::SystemTime::now() - Duration::from_secs(60);
+        let hits = touched_host_files(&pat, earlier);
+        assert_eq!(hits, [old.display().to_string()]);
+        let exact = vec![old.display().to_string()];
+        assert_eq!(touched_host_files(&exact, earlier).len(), 1);
+        let none = vec![format!("{}/nothing-*", dir.display())];
+        assert!(touched_host_files(&none, earlier).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

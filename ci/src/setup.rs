@@ -36,10 +36,23 @@ fn ensure_rust(paths: &Paths) -> Result<()> {
         .collect();
     if !missing.is_empty() {
         println!("xtask: setup: adding Rust targets {}", missing.join(" "));
-        let added = util::run(
-            rustup(paths).args(["target", "add"]).args(&missing),
-            "rustup target add",
-        );
+        // Quietly: a mirror without these targets makes rustup print a long error.
+        let added = rustup(paths)
+            .args(["target", "add"])
+            .args(&missing)
+            .output()
+            .map_err(anyhow::Error::from)
+            .and_then(|o| {
+                if o.status.success() {
+                    Ok(())
+                } else {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    bail!(
+                        "{}",
+                        err.lines().next().unwrap_or("rustup target add failed")
+                    )
+                }
+            });
         if let Err(e) = added {
             // Some dist mirrors serve no prebuilt standard library for bare-metal targets
             // ("unavailable for download"): build `core` from source instead.

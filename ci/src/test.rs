@@ -230,15 +230,17 @@ fn guest_packages(paths: &Paths) -> Result<Vec<String>> {
 }
 
 fn clippy_tessera(paths: &Paths, builder: &mut Builder) -> Result<()> {
-    let hb = HypervisorBuild::new(paths, "qemu-virt", "default", None, Vec::new(), true, None)?;
+    let hb = HypervisorBuild::new(paths, "qemu-virt", "default", None, Vec::new(), false, None)?;
     for g in images::guests_named_by_config(paths, &hb.config_path)? {
         builder.guest(&g)?;
     }
-    // Every feature combination CI builds: hardware, QEMU, and QEMU with the EL2 fault selftest.
+    // Every feature combination the builds use: plain (hardware and every QEMU test), the EL2
+    // fault selftest, `run --semihosting` and `run --log` (defmt on the log UART).
     for features in [
         None,
+        Some("selftest-el2-fault"),
         Some("semihosting"),
-        Some("semihosting,selftest-el2-fault"),
+        Some("defmt-uart"),
     ] {
         let mut cmd = util::cargo_for_target(paths, "clippy", HYP_TARGET);
         cmd.args(["-p", "tessera"]);
@@ -296,7 +298,7 @@ fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
         overrides.push((vm.clone(), PathBuf::from(path)));
     }
     let suffix = (!overrides.is_empty()).then(|| format!("-{}", s.name));
-    let mut hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, true, suffix)?;
+    let mut hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, false, suffix)?;
     if !s.features.is_empty() {
         let known = tessera_features(paths)?;
         if let Some(f) = s.features.iter().find(|f| !known.contains(f)) {
@@ -351,6 +353,7 @@ fn qemu_spec(c: &Compiled, spec: &ImageSpec, kernel: PathBuf) -> QemuSpec {
         memory: s.memory_arg(),
         virtualization: s.virtualization(),
         gdb: false,
+        semihosting: s.semihosting(),
         defmt_file: None,
         extra: s.qemu_args.clone(),
     }
@@ -432,6 +435,8 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
         }
     };
     let timeout = Some(Duration::from_secs(s.timeout));
+    // Files' modification times have a coarse grain on some file systems: look back a little.
+    let started = std::time::SystemTime::now() - Duration::from_secs(2);
     let (waited, fired) = match child.stdin.take() {
         None => (qemu::wait(child, timeout), 0),
         Some(stdin) => {
@@ -451,6 +456,11 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
     let bytes = std::fs::read(&log).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     let mut problems = scenario::judge(c, outcome, &text);
+    for p in scenario::touched_host_files(&s.host_untouched, started) {
+        problems.push(format!(
+            "host_untouched: {p} was created or modified during the run"
+        ));
+    }
     if let Some((after, _)) = c.input.get(fired) {
         problems.push(format!(
             "input: entry {fired} (of {}) was never sent: no line matched /{after}/ after the \
@@ -569,7 +579,7 @@ mod tests {
             config_name: "default".into(),
             gic,
             overrides: Vec::new(),
-            semihosting: true,
+            semihosting: false,
             features: Vec::new(),
             log: None,
             suffix: None,
@@ -610,7 +620,17 @@ mod tests {
         let c = compiled("name='x'\ngic=3\nvirtualization=false");
         let spec = qemu_spec(&c, &hypervisor(3), PathBuf::from("t.bin"));
         assert_eq!(machine(&spec), "virt,gic-version=3");
-        assert!(spec.describe().contains(" -semihosting "));
+        assert!(!spec.describe().contains("-semihosting"));
+        let bare = compiled("name='x'\nbare=true\nguest='hello'");
+        let spec = qemu_spec(
+            &bare,
+            &ImageSpec::Bare {
+                guest: "hello".into(),
+                gic: 3,
+            },
+            PathBuf::from("hello.bin"),
+        );
+        assert!(spec.describe().contains(" -semihosting"));
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
         s2.ipa_bits(),
         (mm::free_frames() * 4096) >> 20
     );
+    crate::smccc::init();
     #[cfg(feature = "selftest-el2-fault")]
     selftest_el2_fault();
     for i in 0..VMS.len() {
@@ -177,10 +178,11 @@ pub extern "C" fn wrong_exception_level(el: u64) -> ! {
          (not the ELF); on hardware check the firmware's kernel settings.\n",
         el
     ));
-    // Semihosting works from any exception level; PSCI may not exist here, so otherwise wait.
+    // PSCI SYSTEM_OFF by HVC or SMC if either exists at this level (QEMU without EL2: HVC);
+    // the status (70) is the boot error line above.
     #[cfg(feature = "semihosting")]
     arch::semihosting::exit(BOOT_ERROR_EXIT);
-    arch::halt_core()
+    arch::el1off::power_off_from_el1(el)
 }
 
 struct PcpuList(&'static [crate::config::VcpuDesc]);

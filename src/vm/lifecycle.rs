@@ -35,7 +35,7 @@ pub enum Outcome {
 }
 
 /// Exit code reported for a VM stopped by the hypervisor.
-pub const STOPPED_EXIT_CODE: u32 = 128;
+pub const STOPPED_EXIT_CODE: u32 = tessera_abi::status::STOPPED;
 
 /// VTCR_EL2 computed at boot from the CPU's PARange.
 pub static VTCR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -122,7 +122,9 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
             VmEnd::Exit(c) => c,
             VmEnd::Stopped => STOPPED_EXIT_CODE,
         };
-        r.exit_code.store(code, Ordering::Release);
+        // The machine status this VM contributes: guest codes >= 64 become 64, so that no guest
+        // can pass for a boot error, a hypervisor fault or a stopped VM (crates/abi status).
+        r.exit_code.store(vm_status(end), Ordering::Release);
         defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
         console::vm_flush(vm);
         match end {
@@ -143,7 +145,15 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
     Outcome::Resume
 }
 
-/// Every VM is off: report and end the machine with the first non-zero exit code.
+fn vm_status(end: VmEnd) -> u32 {
+    use tessera_abi::status::{self, VmOutcome};
+    status::vm_status(match end {
+        VmEnd::Exit(c) => VmOutcome::Exit(c),
+        VmEnd::Stopped => VmOutcome::Stopped,
+    })
+}
+
+/// Every VM is off: report and end the machine with the first non-zero VM status.
 fn machine_off() -> ! {
     let code = (0..VMS.len())
         .map(|i| get(i).exit_code.load(Ordering::Acquire))

@@ -10,6 +10,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod status;
+
 /// Base of Tessera's function identifiers: SMCCC fast call, SMC64, owner 6.
 pub const TESSERA_BASE: u32 = 0xC600_0000;
 

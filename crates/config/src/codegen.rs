@@ -136,6 +136,14 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
     let _ = writeln!(o, "    used_cpus: {},", s.used_cpus);
     let _ = writeln!(o, "    smp_boot: {smp},");
     let _ = writeln!(o, "    console_uart: {:#x},", b.console.uart);
+    match &b.log {
+        Some(l) => {
+            let _ = writeln!(o, "    log_uart: Some({:#x}),", l.uart);
+        }
+        None => {
+            let _ = writeln!(o, "    log_uart: None,");
+        }
+    }
     let _ = writeln!(o, "    gic: {},", gic_desc(&s.gic));
     let _ = writeln!(o, "    hyp_region: {},", phys_range(&s.hyp_region));
     let _ = writeln!(o, "    hyp_mmio: &[{}],", mmio.join(", "));
@@ -278,10 +286,14 @@ SECTIONS
     .text.boot : {{ KEEP(*(.text.boot)) }}
     .text : {{ *(.text .text.*) }}
 
+    /* The EL2 map makes [__image_start, __rodata_start) read-only executable,
+       [__rodata_start, __data_start) read-only and the rest read/write, never executable. */
     . = ALIGN(4096);
+    __rodata_start = .;
     .rodata : {{ *(.rodata .rodata.*) }}
 
     . = ALIGN(4096);
+    __data_start = .;
     .data : {{ *(.data .data.*) *(.got .got.*) }}
 
     .bss (NOLOAD) : ALIGN(16) {{

@@ -67,6 +67,9 @@ pub struct BoardDesc {
     pub smp_boot: SmpBoot,
     /// The hypervisor's console: a PL011 at this physical address.
     pub console_uart: u64,
+    /// The hypervisor's log UART (board.toml `[log]`), a PL011 no guest can reach; `None`: the
+    /// defmt log stays in a RAM ring.
+    pub log_uart: Option<u64>,
     /// The GIC the image was built for (`--gic`, default from board.toml); the hypervisor
     /// refuses to boot when the DTB reports another version.
     pub gic: GicDesc,

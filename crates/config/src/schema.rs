@@ -30,6 +30,9 @@ pub struct BoardFile {
     pub smp: SmpSpec,
     /// The hypervisor's console.
     pub console: ConsoleSpec,
+    /// A second UART for the hypervisor's binary log (defmt frames), if the board has one.
+    #[serde(default)]
+    pub log: Option<LogSpec>,
     /// The interrupt controller(s) the board can have.
     pub gic: GicSpec,
     /// Optional last-level-cache geometry override (else read from CLIDR/CCSIDR at boot).
@@ -120,6 +123,15 @@ pub struct ConsoleSpec {
     pub uart: u64,
     #[serde(default)]
     pub irq: Option<u32>,
+}
+
+/// `[log]`: a PL011 at physical `uart` that only the hypervisor uses, for its defmt log frames
+/// (built with feature `defmt-uart`; QEMU `virt` creates its second UART, 0x0904_0000, when
+/// given a second `-serial`). It is mapped at EL2 only and may not be passed through.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    pub uart: u64,
 }
 
 /// `[gic]`: `default = 2 | 3` plus the frames of each version the board can have.

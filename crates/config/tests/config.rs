@@ -196,6 +196,8 @@ fn good_fixtures_build() {
             "__stack_top_base",
             "__stacks_start",
             "__stacks_end",
+            "__rodata_start",
+            "__data_start",
             "ENTRY(_start)",
             "KEEP(*(.text.boot))",
             ". = 0x40200000;",
@@ -203,6 +205,11 @@ fn good_fixtures_build() {
             assert!(lx.contains(sym), "link.x lacks {sym}");
         }
         assert!(lx.find(".text.boot").unwrap() < lx.find(".text :").unwrap());
+        // The EL2 map's permission boundaries: text < rodata < data.
+        assert!(lx.find(".text :").unwrap() < lx.find("__rodata_start = .").unwrap());
+        assert!(lx.find("__rodata_start = .").unwrap() < lx.find(".rodata :").unwrap());
+        assert!(lx.find(".rodata :").unwrap() < lx.find("__data_start = .").unwrap());
+        assert!(lx.find("__data_start = .").unwrap() < lx.find(".data :").unwrap());
         for (vm, (img, dtb)) in sys.vms.iter().zip(&g.blobs) {
             assert_eq!(fs::read(dtb).unwrap(), vm.dtb);
             assert!(img.exists());

@@ -15,8 +15,13 @@
 //! 5. checks its memory and identity again, prints
 //!    `adversary: <k>/<n> probes faulted, <m> hypercalls survived`, then `adversary: ok` and
 //!    exits 0 if everything held, else `adversary: FAILED <why>` and exits 1.
+//!
+//! That is `mode=probe` (the default). The other modes (`mode=semihosting`, `sysregs`, `exit`)
+//! are in [`modes`]. `exit=N` makes a successful run exit with N instead of 0.
 #![no_std]
 #![no_main]
+
+mod modes;
 
 use tessera_guest_rt::abi::{self, Call, Error};
 use tessera_guest_rt::dt::parse_u64;
@@ -37,14 +42,41 @@ const PROBE_WRITE_VALUE: u32 = 0xadad_adad;
 
 fn main(info: &'static BootInfo) -> u32 {
     let mut report = Report::default();
-    run(info, &mut report);
-    println!(
-        "adversary: {}/{} probes faulted, {} hypercalls survived",
-        report.probes_faulted, report.probes, report.calls_survived
-    );
+    let mode = info.bootarg("mode").unwrap_or("probe");
+    match mode {
+        "probe" => {
+            run(info, &mut report);
+            println!(
+                "adversary: {}/{} probes faulted, {} hypercalls survived",
+                report.probes_faulted, report.probes, report.calls_survived
+            );
+        }
+        "semihosting" => modes::semihosting(&mut report),
+        "sysregs" => match info.scratch(OWN_RAM_BYTES) {
+            Some(scratch) => modes::sysregs(info, scratch, &mut report),
+            None => {
+                println!("adversary: no free RAM of its own to test");
+                report.fail();
+            }
+        },
+        "exit" => {}
+        other => {
+            println!("adversary: unknown mode={}", other);
+            report.fail();
+        }
+    }
+    let code = match info.bootarg("exit").map(parse_u64) {
+        None => 0,
+        Some(Some(c)) if c <= u64::from(u32::MAX) => c as u32,
+        Some(_) => {
+            println!("adversary: bad exit=N in bootargs");
+            report.fail();
+            0
+        }
+    };
     if report.failures == 0 {
-        println!("adversary: ok");
-        0
+        println!("adversary: ok (mode {}, exit {})", mode, code);
+        code
     } else {
         println!(
             "adversary: FAILED {} check(s) failed (see above)",

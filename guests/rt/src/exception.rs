@@ -306,6 +306,18 @@ pub(crate) fn catching<R>(f: impl FnOnce() -> R) -> Result<R, Fault> {
     }
 }
 
+/// Runs `f` with synchronous exceptions and SErrors caught, for probes of instructions the
+/// hypervisor or the CPU may refuse (semihosting `HLT`, system registers): a synchronous
+/// exception resumes at `ELR + 4` and is returned as `Err`.
+///
+/// # Safety
+///
+/// `f` must consist of one asm block whose faulting instruction may be skipped (execution
+/// resumes after it with its outputs unwritten) without breaking the program.
+pub unsafe fn catching_asm<R>(f: impl FnOnce() -> R) -> Result<R, Fault> {
+    catching(f)
+}
+
 /// Reads the 32-bit word at physical (guest-physical) address `addr` (4-byte aligned for a
 /// clean result: a misaligned access to Device memory faults), returning the fault instead
 /// of dying if the access is refused.

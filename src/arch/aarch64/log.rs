@@ -1,11 +1,14 @@
 //! The `defmt` global logger of the hypervisor: compact binary log frames, kept apart from
 //! the human-readable console.
 //!
-//! With the `semihosting` feature (QEMU runs) frames go to the semihosting console, which
-//! `cargo xtask run` points at a file (`-semihosting-config chardev=`) and decodes with
-//! `defmt-print` when it is installed. Without it (hardware) they go to a RAM ring,
-//! `TESSERA_DEFMT_RING`, that a debugger can dump. The level is chosen at build time with
-//! `DEFMT_LOG` (default: errors only, so the hot paths carry no logging code).
+//! With the feature `defmt-uart` and a board with a log UART (board.toml `[log]`: on QEMU
+//! `virt`, the second PL011 that QEMU creates for a second `-serial`), frames go to that UART,
+//! which `cargo xtask run --log LEVEL` points at a file and decodes with `defmt-print`. No guest
+//! can write there: the UART is mapped at EL2 only, and the config validator refuses to pass it
+//! through. Otherwise (hardware, or a board without one) they go to a RAM ring,
+//! `TESSERA_DEFMT_RING`, that a debugger can dump. (Semihosting, the old path, is a channel
+//! every guest can use too.) The level is chosen at build time with `DEFMT_LOG` (default:
+//! errors only, so the hot paths carry no logging code).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,9 +42,14 @@ static TESSERA_DEFMT_RING: Ring = Ring(UnsafeCell::new([0; RING_SIZE]));
 static TESSERA_DEFMT_RING_POS: AtomicUsize = AtomicUsize::new(0);
 
 fn write_bytes(bytes: &[u8]) {
-    #[cfg(feature = "semihosting")]
-    super::semihosting::write_console(bytes);
-    #[cfg(not(feature = "semihosting"))]
+    #[cfg(feature = "defmt-uart")]
+    if let Some(base) = crate::config::BOARD.log_uart {
+        let uart = crate::drivers::pl011::Pl011::new(base);
+        for &b in bytes {
+            uart.write_byte(b);
+        }
+        return;
+    }
     for &b in bytes {
         let pos = TESSERA_DEFMT_RING_POS.fetch_add(1, Ordering::Relaxed) % RING_SIZE;
         // SAFETY: under the TAKEN flag (see `Ring`), and `pos` is in bounds.

@@ -2,6 +2,8 @@
 
 mod boot;
 pub mod cache;
+pub mod el1off;
+pub mod el2ctl;
 pub mod esr;
 pub mod exception;
 pub mod gic;

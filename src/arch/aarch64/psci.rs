@@ -26,7 +26,9 @@ pub mod ret {
     pub const INVALID_ADDRESS: i64 = -9;
 }
 
-fn smc(func: u32, a1: u64, a2: u64, a3: u64) -> i64 {
+/// An SMCCC fast call to the firmware (EL3) from EL2: `func` in w0, arguments in x1..x3;
+/// returns x0.
+pub fn smc(func: u32, a1: u64, a2: u64, a3: u64) -> i64 {
     let mut x0 = func as u64;
     // SAFETY: an SMCCC call to firmware; per SMCCC 1.1 it may clobber x0-x17 and nothing else.
     unsafe {

@@ -1,4 +1,10 @@
-//! Arm semihosting (QEMU `-semihosting`): the final exit code, and the defmt log stream.
+//! Arm semihosting (QEMU `-semihosting`), feature `semihosting` only: the final exit code.
+//!
+//! Off by default. QEMU serves `HLT #0xF000` from EL1 as well, without any trap to EL2, so on a
+//! machine where semihosting is enabled every guest can end QEMU with any status, read and
+//! write host files and run host commands. `cargo xtask run --semihosting` enables it only when
+//! asked for, with a warning; every other run takes its status from the hypervisor's final
+//! console line and ends with PSCI SYSTEM_OFF.
 
 /// SYS_EXIT_EXTENDED with ADP_Stopped_ApplicationExit and `code`. Does not return under QEMU.
 #[allow(dead_code)]
@@ -10,24 +16,4 @@ pub fn exit(code: u32) {
     unsafe {
         core::arch::asm!("hlt #0xf000", in("x0") 0x20u64, in("x1") block.as_ptr(), options(nostack));
     }
-}
-
-/// Sends `bytes` to the semihosting console one SYS_WRITEC at a time: QEMU routes that console
-/// to the `-semihosting-config chardev=` backend (a SYS_WRITE to an opened ":tt" would go to
-/// QEMU's stdout instead, into the serial stream).
-#[allow(dead_code)]
-pub fn write_console(bytes: &[u8]) {
-    for b in bytes {
-        call(0x03, b as *const u8 as u64);
-    }
-}
-
-fn call(op: u64, arg: u64) -> u64 {
-    let r: u64;
-    // SAFETY: a semihosting request: the host reads the parameter block at `arg` (alive for
-    // the call) and returns a value in x0; only built with the `semihosting` feature for QEMU.
-    unsafe {
-        core::arch::asm!("hlt #0xf000", inout("x0") op => r, in("x1") arg, options(nostack));
-    }
-    r
 }

@@ -9,30 +9,16 @@ use core::arch::asm;
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
-    CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, CPTR_EL2, HCR_EL2, VTCR_EL2, VTTBR_EL2,
+    CNTHCTL_EL2, CNTHP_CTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, VTCR_EL2, VTTBR_EL2,
 };
 use tock_registers::interfaces::{Readable, Writeable};
 
 use super::regs;
 
-/// HCR_EL2 for a guest: VM (stage 2) | SWIO | FMO | IMO | AMO (physical interrupts to EL2) |
-/// FB + BSU=inner (broadcast TLB/cache maintenance, upgrade barriers) | TSC (trap SMC: PSCI) |
-/// TIDCP (trap implementation-defined registers) | RW (EL1 is AArch64).
-pub const HCR_GUEST: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 19)
-    | (1 << 20)
-    | (1 << 31);
-/// HCR_EL2 for a guest on a shared core: WFI and WFE trap too (TWI, TWE), so an idle vCPU
-/// gives its core back to the scheduler.
-pub const HCR_GUEST_SHARED: u64 = HCR_GUEST | (1 << 13) | (1 << 14);
-/// CPTR_EL2 (E2H = 0): RES1 bits only, so FP/SIMD, SVE and trace are not trapped.
-const CPTR_NO_TRAPS: u64 = 0x33ff;
+/// HCR_EL2 traps added for a guest on a shared core: WFI and WFE (TWI, TWE), so an idle vCPU
+/// gives its core back to the scheduler. The rest of HCR_EL2 (and MDCR_EL2, CPTR_EL2) is
+/// `el2ctl`'s, the same for every vCPU.
+pub const HCR_SHARED_EXTRA: u64 = (1 << 13) | (1 << 14);
 /// CNTHCTL_EL2: EL1 may read the physical counter (EL1PCTEN) but not use the physical timer
 /// (EL1PCEN = 0), which stays the hypervisor's; guests use the virtual timer.
 const CNTHCTL_GUEST: u64 = 1 << 0;
@@ -40,7 +26,8 @@ const CNTHCTL_GUEST: u64 = 1 << 0;
 /// The EL2 controls of one vCPU, programmed when it (re)enters a core.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestControl {
-    pub hcr: u64,
+    /// HCR_EL2 bits beyond `el2ctl::hcr_el2()` ([`HCR_SHARED_EXTRA`] or 0).
+    pub extra_hcr: u64,
     pub vtcr: u64,
     pub vttbr: u64,
     pub vmpidr: u64,
@@ -54,9 +41,7 @@ impl GuestControl {
         regs::set_vcpu_identity(self.vmpidr);
         CNTVOFF_EL2.set(0);
         CNTHCTL_EL2.set(CNTHCTL_GUEST);
-        CPTR_EL2.set(CPTR_NO_TRAPS);
-        HCR_EL2.set(self.hcr);
-        barrier::isb(barrier::SY);
+        super::el2ctl::write_guest_traps(self.extra_hcr);
     }
 }
 

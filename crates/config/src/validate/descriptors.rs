@@ -286,12 +286,19 @@ fn page_up(v: u64) -> u64 {
     v.div_ceil(PAGE_SIZE).saturating_mul(PAGE_SIZE)
 }
 
-/// MMIO the hypervisor maps for itself: the console and the GIC frames (page-aligned).
+/// MMIO the hypervisor maps for itself: the console, the log UART and the GIC frames
+/// (page-aligned).
 pub fn hyp_mmio(b: &BoardFile, g: &GicDesc) -> Vec<PhysRange> {
     let mut v = vec![PhysRange {
         base: b.console.uart & !(PAGE_SIZE - 1),
         size: PAGE_SIZE,
     }];
+    if let Some(log) = &b.log {
+        v.push(PhysRange {
+            base: log.uart & !(PAGE_SIZE - 1),
+            size: PAGE_SIZE,
+        });
+    }
     let mut add = |base: u64, size: u64| {
         v.push(PhysRange {
             base: base & !(PAGE_SIZE - 1),

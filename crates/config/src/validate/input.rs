@@ -14,6 +14,7 @@ use crate::desc::{GicDesc, GicVersion, PhysRange};
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
 use crate::schema::{BoardFile, ConfigFile, SmpMethod};
 use crate::Options;
+use crate::PAGE_SIZE;
 
 /// Largest time (µs) accepted anywhere in scheduling fields (1000 s): keeps every product and
 /// sum the analysis forms far from overflow.
@@ -278,6 +279,20 @@ fn check_board(b: &BoardFile, errs: &mut Vec<ConfigError>) {
                 &format!("{f}.compatible"),
                 format!("device `{}` has none", d.name),
             ));
+        }
+        let hyp_uarts = std::iter::once(("console", b.console.uart))
+            .chain(b.log.iter().map(|l| ("log", l.uart)));
+        for (what, uart) in hyp_uarts {
+            if overlaps((d.base, d.size), (uart & !(PAGE_SIZE - 1), PAGE_SIZE)) {
+                errs.push(e(
+                    &f,
+                    format!(
+                        "device `{}` {} overlaps the hypervisor's {what} UART at {uart:#x}",
+                        d.name,
+                        range(d.base, d.size)
+                    ),
+                ));
+            }
         }
         if overlaps((d.base, d.size), (b.ram.base, b.ram.size)) {
             errs.push(e(

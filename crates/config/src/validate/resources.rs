@@ -47,6 +47,9 @@ pub fn run(inp: &Input, errs: &mut Vec<ConfigError>) -> Resources {
     res
 }
 
+/// The name no VM may have: `[tessera] ` starts the hypervisor's own console lines.
+const RESERVED_VM_NAME: &str = "tessera";
+
 fn names(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
     for (i, v) in inp.cfg.vms.iter().enumerate() {
         if !valid_name(&v.name) {
@@ -55,6 +58,15 @@ fn names(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
                 &v.name,
                 "name",
                 "use letters, digits, - and _ (non-empty)",
+            ));
+        }
+        if v.name.eq_ignore_ascii_case(RESERVED_VM_NAME) {
+            errs.push(ConfigError::vm(
+                K::DuplicateName,
+                &v.name,
+                "name",
+                "`tessera` is the hypervisor's own console prefix: a VM of that name could \
+                 print lines that read as the hypervisor's",
             ));
         }
         if let Some(&first) = res.vm_index.get(v.name.as_str()) {
