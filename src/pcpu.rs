@@ -181,6 +181,10 @@ pub fn init_core(core: usize) {
 /// returns; from then on every exit ends in [`end_exit`].
 pub extern "C" fn run() -> ! {
     let mut frame = TrapFrame::ZERO;
+    // Look at every vCPU's state once: the boot vCPUs are already waiting to start.
+    PCPU[arch::core_index()]
+        .attention
+        .store(true, Ordering::Release);
     end_exit(&mut frame, Exit::Off);
     arch::enter_guest(&frame)
 }
