@@ -1359,8 +1359,8 @@ mod tests {
     }
 
     #[test]
-    fn pending_scenarios_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios-pending");
+    fn sched_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let all = crate::scenario::load_dir(&dir).unwrap();
         assert!(all.iter().any(|c| c.scenario.name == "sched-mix-edf-gicv3"));
     }
