@@ -100,10 +100,11 @@ fn encode(vm: usize, vcpu: usize) -> u32 {
 
 /// The vCPU this core is running, as `(vm, vcpu)`. On an exclusive core: the one it hosts
 /// (whether or not it is on).
+#[inline]
 pub fn current() -> Option<(usize, usize)> {
     let core = arch::core_index();
-    match PCPUS.get(core)?.policy {
-        PcpuPolicy::Exclusive { vm, vcpu } => Some((vm, vcpu)),
+    match &PCPUS.get(core)?.policy {
+        PcpuPolicy::Exclusive { vm, vcpu } => Some((*vm, *vcpu)),
         PcpuPolicy::Shared { .. } => match PCPU[core].current.load(Ordering::Relaxed) {
             0 => None,
             c => Some((((c - 1) >> 8) as usize, ((c - 1) & 0xff) as usize)),
@@ -210,25 +211,32 @@ fn physical_irq(intid: u32) {
 
 /// The end of every exit: act on what happened and on what other cores asked, then leave the
 /// guest context to resume in `frame`.
+#[inline]
 pub fn end_exit(frame: &mut TrapFrame, exit: Exit) {
     let core = arch::core_index();
-    match PCPUS.get(core).map(|p| p.policy) {
-        Some(PcpuPolicy::Exclusive { vm, vcpu }) => exclusive(frame, vm, vcpu, exit),
+    match PCPUS.get(core).map(|p| &p.policy) {
+        Some(&PcpuPolicy::Exclusive { vm, vcpu }) => {
+            // The fast path of every exit on an exclusive core: the vCPU simply continues.
+            if matches!(exit, Exit::Resume) && vm::get(vm).vcpus[vcpu].state() == VcpuState::On {
+                vgic::flush_if_dirty(vm, vcpu);
+            } else {
+                exclusive(frame, vm, vcpu, exit)
+            }
+        }
         Some(PcpuPolicy::Shared { .. }) => shared(frame, core, exit),
         _ => arch::halt_core(),
     }
 }
 
-/// An exclusive core: continue the vCPU, or wait (core idle) until it is started again.
+/// An exclusive core whose vCPU stops or waits to start: the core idles until it is started.
+#[inline(never)]
 fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
     let v = &vm::get(vm).vcpus[vcpu];
-    // A plain load first: this runs on every exit.
-    if exit == Exit::Resume && v.state() == VcpuState::On {
-        vgic::flush_if_dirty(vm, vcpu);
-        return;
-    }
-    if exit != Exit::Resume || v.transition(VcpuState::StopRequested, VcpuState::Off) {
+    // It left the guest (off, stopped, reset) or was asked to stop: its interrupts go back to
+    // the model first, then the stop is acknowledged (a reset of its VM waits for that).
+    if exit != Exit::Resume || v.state() == VcpuState::StopRequested {
         vgic::vcpu_leaves(vm, vcpu, false);
+        let _ = v.core_stop();
     }
     loop {
         match v.state() {
@@ -238,13 +246,11 @@ fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
                 return;
             }
             VcpuState::StopRequested => {
-                if v.transition(VcpuState::StopRequested, VcpuState::Off) {
-                    vgic::vcpu_leaves(vm, vcpu, false);
-                }
+                vgic::vcpu_leaves(vm, vcpu, false);
+                let _ = v.core_stop();
             }
             VcpuState::OnPending => {
-                if v.transition(VcpuState::OnPending, VcpuState::On) {
-                    let (entry, arg) = v.start_point();
+                if let Some((entry, arg)) = v.core_start() {
                     defmt::info!(
                         "vm {=usize} vcpu {=usize}: start at {=u64:#x}",
                         vm,
@@ -314,12 +320,12 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
                     let _ = sh.sched.set_wake_timer(slot, wake_at);
                 }
                 let v = &vm::get(vm).vcpus[vcpu];
-                if v.transition(VcpuState::StopRequested, VcpuState::Off)
-                    || v.state() != VcpuState::On
-                {
-                    // Gone: nothing of its context is kept (it restarts fresh).
+                if v.state() != VcpuState::On {
+                    // Gone: nothing of its context is kept (it restarts fresh). Its interrupts
+                    // go back to the model before a stop request is acknowledged.
                     hw::vtimer_off();
                     vgic::vcpu_leaves(vm, vcpu, false);
+                    let _ = v.core_stop();
                     let _ = sh.sched.set_online(slot, false, now);
                     sh.running = None;
                     p.current.store(0, Ordering::Relaxed);
@@ -369,8 +375,7 @@ fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
         }
         match v.state() {
             VcpuState::OnPending => {
-                if v.transition(VcpuState::OnPending, VcpuState::On) {
-                    let (entry, arg) = v.start_point();
+                if let Some((entry, arg)) = v.core_start() {
                     *v.saved.lock() = SavedContext::fresh(entry, arg);
                     vgic::vcpu_reset_interface(s.vm, s.vcpu);
                     let _ = sh.sched.set_online(slot, true, now);
@@ -379,7 +384,7 @@ fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
                 }
             }
             VcpuState::StopRequested | VcpuState::Off => {
-                v.transition(VcpuState::StopRequested, VcpuState::Off);
+                let _ = v.core_stop();
                 if sh.sched.is_online(slot) == Some(true) {
                     let _ = sh.sched.set_online(slot, false, now);
                 }
@@ -403,7 +408,24 @@ pub fn retire_local_vcpus(vm: usize) {
             for (slot, s) in servers.iter().enumerate() {
                 let v = &vm::get(s.vm).vcpus[s.vcpu];
                 if s.vm == vm && sh.running != Some(slot) {
-                    v.transition(VcpuState::StopRequested, VcpuState::Off);
+                    let _ = v.core_stop();
+                    let _ = sh.sched.set_online(slot, false, hw::now());
+                }
+            }
+        }
+    }
+}
+
+/// Acknowledges the stop requests of this core's vCPUs that are not running (they are off the
+/// core already) and takes them off the run queue. A VM reset calls it while it waits for
+/// vCPUs on other cores: such a core may itself be waiting, in a reset of another VM, for a
+/// vCPU of this core.
+pub fn ack_local_stops() {
+    let (core, p) = this();
+    if let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy {
+        if let Some(sh) = p.shared.lock().as_mut() {
+            for (slot, s) in servers.iter().enumerate() {
+                if sh.running != Some(slot) && vm::get(s.vm).vcpus[s.vcpu].core_stop() {
                     let _ = sh.sched.set_online(slot, false, hw::now());
                 }
             }

@@ -465,12 +465,18 @@ fn decode(raw: u64) -> (LrEntry, LrState) {
 /// highest-priority interrupts (active ones first), and ask for a maintenance interrupt while
 /// more wait than there are list registers. Re-listing everything keeps the priority order
 /// exact: a newly pending higher-priority interrupt displaces a lower one still pending.
+#[inline]
 pub fn flush_if_dirty(vm: usize, vcpu: usize) {
     let st = irq_state(vm, vcpu);
     // A plain load first: this runs on every exit, the exclusive swap only when needed.
-    if !st.dirty.load(Ordering::Relaxed) || !st.dirty.swap(false, Ordering::Acquire) {
-        return;
+    if st.dirty.load(Ordering::Relaxed) && st.dirty.swap(false, Ordering::Acquire) {
+        refill(vm, vcpu, st);
     }
+}
+
+/// The list-register refill of [`flush_if_dirty`].
+#[inline(never)]
+fn refill(vm: usize, vcpu: usize, st: &VcpuIrq) {
     let mut lrs = st.lrs.lock();
     let mut m = MODELS[vm].lock();
     let n = vif::lr_count();
