@@ -1,5 +1,5 @@
-//! Code generation for the hypervisor's build.rs: `config.rs` (the `BOARD`, `VMS`, `PCPUS`
-//! tables), the linker script, and the embedded guest images and DTBs.
+//! Code generation for the hypervisor's build.rs: `config.rs` (the `BOARD`, `VMS`, `PCPUS`,
+//! `CHANNELS` tables), the linker script, and the embedded guest images and DTBs.
 
 use std::fmt::Write as _;
 use std::format;
@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::string::String;
 use std::vec::Vec;
 
-use crate::desc::{FaultPolicy, GicDesc, GicVersion, PhysRange, SchedPolicy, ServerKind, SmpBoot};
+use crate::desc::{
+    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PhysRange, SchedPolicy, ServerKind, SmpBoot,
+};
 use crate::sched::CorePolicy;
 use crate::schema::SmpMethod;
 use crate::{ImageState, System, STACK_SIZE};
@@ -259,6 +261,38 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
             "    {D}::PcpuDesc {{ policy: {policy}, trace: {} }},",
             p.trace
         );
+    }
+    let _ = writeln!(o, "];\n");
+
+    let _ = writeln!(
+        o,
+        "pub static CHANNELS: [{D}::ChannelDesc; {}] = [",
+        s.channels.len()
+    );
+    for c in &s.channels {
+        let classes: Vec<String> = c
+            .classes
+            .iter()
+            .map(|k| {
+                let notify = match k.notify {
+                    ChannelNotify::Every => "Every",
+                    ChannelNotify::Coalesced => "Coalesced",
+                };
+                format!(
+                    "\n        {D}::ClassDesc {{ slot_count: {}, slot_size: {}, notify: {D}::ChannelNotify::{notify}, irq: {}, priority: {:#x} }},",
+                    k.slot_count, k.slot_size, k.irq, k.priority
+                )
+            })
+            .collect();
+        let _ = writeln!(o, "    {D}::ChannelDesc {{");
+        let _ = writeln!(o, "        name: {:?},", c.name);
+        let _ = writeln!(o, "        from_vm: {},", c.from_vm);
+        let _ = writeln!(o, "        to_vm: {},", c.to_vm);
+        let _ = writeln!(o, "        ipa_from: {:#x},", c.ipa_from);
+        let _ = writeln!(o, "        ipa_to: {:#x},", c.ipa_to);
+        let _ = writeln!(o, "        size: {:#x},", c.size);
+        let _ = writeln!(o, "        classes: &[{}\n        ],", classes.concat());
+        let _ = writeln!(o, "    }},");
     }
     let _ = writeln!(o, "];");
     o

@@ -7,6 +7,7 @@
 //! pub static BOARD: BoardDesc = ...;
 //! pub static VMS: [VmDesc; N] = [...];
 //! pub static PCPUS: [PcpuDesc; M] = [...];   // one per physical core the board may have
+//! pub static CHANNELS: [ChannelDesc; K] = [...]; // inter-VM channels (one direction each)
 //! ```
 //!
 //! Everything here is plain data with `'static` references, so the generated tables live in
@@ -213,4 +214,43 @@ pub struct PcpuDesc {
     /// Record scheduler events (switch, release, deplete, replenish, wake, block, inject) in
     /// this core's trace buffer and print them when the machine stops (`[[scheduling]] trace`).
     pub trace: bool,
+}
+
+/// When a channel class's sender rings the receiver's doorbell (crates/ring `NotifyPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelNotify {
+    /// After every message.
+    Every,
+    /// Only when the receiver asked to be woken (event index).
+    Coalesced,
+}
+
+/// One priority class of a channel (class = index in [`ChannelDesc::classes`], 0 lowest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassDesc {
+    /// Number of slots (a power of two).
+    pub slot_count: u32,
+    /// Largest message in bytes.
+    pub slot_size: u32,
+    pub notify: ChannelNotify,
+    /// The doorbell: a purely virtual SPI (GIC INTID) of the receiver VM.
+    pub irq: u32,
+    /// Its GIC priority in the receiver (as written in the receiver's DT).
+    pub priority: u8,
+}
+
+/// One direction of an inter-VM channel: a ring region (crates/ring) of `size` bytes that the
+/// hypervisor allocates, initialises and maps at `ipa_from` in VM `from_vm` (the only sender)
+/// and at `ipa_to` in VM `to_vm` (the only receiver). Its index in `CHANNELS` is the channel
+/// number of the doorbell hypercall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelDesc {
+    pub name: &'static str,
+    pub from_vm: usize,
+    pub to_vm: usize,
+    pub ipa_from: u64,
+    pub ipa_to: u64,
+    /// Bytes (`tessera_ring::Layout::total_size` of `classes`; a multiple of 4 KiB).
+    pub size: u64,
+    pub classes: &'static [ClassDesc],
 }

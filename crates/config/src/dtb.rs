@@ -10,13 +10,14 @@ use std::vec::Vec;
 
 use vm_fdt::{FdtWriter, FdtWriterResult};
 
-use crate::desc::GicVersion;
+use crate::desc::{ChannelNotify, ClassDesc, GicVersion};
 use crate::schema::DtValue;
 use crate::{Device, DTB_MAX, VGIC_GICC, VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA};
 
 const PHANDLE_INTC: u32 = 1;
 const PHANDLE_APB_PCLK: u32 = 2;
 /// DT interrupt flags: edge rising = 1, level high = 4, level low = 8.
+const IRQ_EDGE_RISING: u32 = 1;
 const IRQ_LEVEL_HIGH: u32 = 4;
 const IRQ_LEVEL_LOW: u32 = 8;
 /// The vUART's INTID (DT: SPI 1).
@@ -30,6 +31,25 @@ pub struct DtbInput<'a> {
     pub gic: GicVersion,
     pub devices: &'a [Device],
     pub bootargs: &'a str,
+    /// The channel ends this VM has.
+    pub channels: &'a [DtChannel<'a>],
+}
+
+/// One end of a channel as the VM's DT describes it: a node `tessera-channel@<ipa>` with
+/// `compatible = "tessera,channel-v1"`, `reg = <ipa size>`, `label` (the channel's name),
+/// `tessera,channel` (its index: the doorbell hypercall's channel number),
+/// `tessera,direction = "tx" | "rx"`, `tessera,classes` (per class, lowest first, four cells
+/// `<slots slot_size notify priority>` with notify 0 = every, 1 = coalesced) and, at the
+/// receiving end only, `interrupts`: each class's doorbell (edge rising, DT SPI numbering).
+pub struct DtChannel<'a> {
+    pub index: usize,
+    pub name: &'a str,
+    /// This VM's guest-physical address of the region.
+    pub ipa: u64,
+    pub size: u64,
+    /// This VM receives (else it sends).
+    pub rx: bool,
+    pub classes: &'a [ClassDesc],
 }
 
 /// The DT `interrupts` triple of a GIC INTID (SPI or PPI).
@@ -206,6 +226,37 @@ fn build(vm: &DtbInput<'_>) -> FdtWriterResult<Vec<u8>> {
                 DtValue::U32s(v) => fdt.property_array_u32(name, v)?,
                 DtValue::Strs(v) => fdt.property_string_list(name, v.clone())?,
             }
+        }
+        fdt.end_node(node)?;
+    }
+
+    // Channel ends.
+    for c in vm.channels {
+        let node = fdt.begin_node(&format!("tessera-channel@{:x}", c.ipa))?;
+        fdt.property_string("compatible", "tessera,channel-v1")?;
+        fdt.property_array_u64("reg", &[c.ipa, c.size])?;
+        fdt.property_string("label", c.name)?;
+        fdt.property_u32("tessera,channel", c.index as u32)?;
+        fdt.property_string("tessera,direction", if c.rx { "rx" } else { "tx" })?;
+        let cells: Vec<u32> = c
+            .classes
+            .iter()
+            .flat_map(|k| {
+                let notify = match k.notify {
+                    ChannelNotify::Every => 0,
+                    ChannelNotify::Coalesced => 1,
+                };
+                [k.slot_count, k.slot_size, notify, u32::from(k.priority)]
+            })
+            .collect();
+        fdt.property_array_u32("tessera,classes", &cells)?;
+        if c.rx {
+            let irqs: Vec<u32> = c
+                .classes
+                .iter()
+                .flat_map(|k| intid_to_dt(k.irq, IRQ_EDGE_RISING))
+                .collect();
+            fdt.property_array_u32("interrupts", &irqs)?;
         }
         fdt.end_node(node)?;
     }

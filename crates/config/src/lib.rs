@@ -93,7 +93,7 @@ mod model {
     use std::string::String;
     use std::vec::Vec;
 
-    use crate::desc::{FaultPolicy, GicDesc, MemDesc, PhysRange};
+    use crate::desc::{ClassDesc, FaultPolicy, GicDesc, MemDesc, PhysRange};
     use crate::image::FlatImage;
     use crate::sched::{Analysis, Pcpu};
     use crate::schema::{BoardFile, ConfigFile, DtValue};
@@ -179,6 +179,8 @@ mod model {
         pub vms: Vec<Vm>,
         /// One per board core (`max_cpus`): idle, exclusive or shared (with its servers).
         pub pcpus: Vec<Pcpu>,
+        /// The inter-VM channels, in config order (index = doorbell channel number).
+        pub channels: Vec<Channel>,
         /// The schedulability analysis of every shared core and every VM with `tasks`.
         pub analysis: Analysis,
         /// Highest pCPU index used + 1.
@@ -227,6 +229,20 @@ mod model {
         Missing {
             path: PathBuf,
         },
+    }
+
+    /// One resolved channel direction (see [`crate::desc::ChannelDesc`]).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Channel {
+        pub name: String,
+        /// Sender and receiver VM indices.
+        pub from_vm: usize,
+        pub to_vm: usize,
+        pub ipa_from: u64,
+        pub ipa_to: u64,
+        /// Region size from `tessera_ring::Layout`.
+        pub size: u64,
+        pub classes: Vec<ClassDesc>,
     }
 
     /// A passed-through device as a VM sees it.

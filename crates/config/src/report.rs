@@ -154,15 +154,31 @@ impl Report {
                 }
             }
         }
-        if !s.config.channels.is_empty() {
-            t += "\nchannels (parsed and checked; not built into the image yet)\n";
-            for c in &s.config.channels {
+        if !s.channels.is_empty() {
+            t += "\nchannels (one direction each; class 0 lowest)\n";
+            for (i, c) in s.channels.iter().enumerate() {
                 t += &format!(
-                    "  {}: {} ({:#x} bytes)\n",
+                    "  #{i} {}: {} -> {} ({:#x} bytes at IPA {:#x} / {:#x})\n",
                     c.name,
-                    c.ends.join(" <-> "),
-                    c.size
+                    s.vms[c.from_vm].name,
+                    s.vms[c.to_vm].name,
+                    c.size,
+                    c.ipa_from,
+                    c.ipa_to
                 );
+                for (k, cl) in c.classes.iter().enumerate() {
+                    t += &format!(
+                        "    class {k}: {} x {} B, notify {}, doorbell INTID {} priority {:#x}\n",
+                        cl.slot_count,
+                        cl.slot_size,
+                        match cl.notify {
+                            crate::desc::ChannelNotify::Every => "every",
+                            crate::desc::ChannelNotify::Coalesced => "coalesced",
+                        },
+                        cl.irq,
+                        cl.priority
+                    );
+                }
             }
         }
         for w in &s.warnings {

@@ -405,14 +405,65 @@ impl ServerKind {
     }
 }
 
-/// `[[channels]]`: shared memory joining the VMs in `ends`.
+/// `[[channels]]`: one direction of an inter-VM channel (a two-way link is two channels): a
+/// ring region (crates/ring) written by `from` and read by `to`, mapped at guest-physical
+/// `ipa_from` in the sender and `ipa_to` in the receiver. Its size follows from `classes`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelSpec {
     pub name: String,
-    pub ends: Vec<String>,
-    pub size: u64,
-    /// LLC colors of the shared memory (optional).
+    /// The sending VM.
+    pub from: String,
+    /// The receiving VM.
+    pub to: String,
+    /// Guest-physical base of the region in the sender (page-aligned).
+    pub ipa_from: u64,
+    /// Guest-physical base of the region in the receiver (page-aligned).
+    pub ipa_to: u64,
+    /// The priority classes, 1 to 8; index = class = 802.1p priority (0 lowest).
+    pub classes: Vec<ClassSpec>,
+    /// LLC colors of the shared memory: not supported yet (rejected when present).
     #[serde(default)]
     pub colors: Option<Vec<u32>>,
+}
+
+/// One priority class of a channel.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassSpec {
+    /// Number of slots (a power of two, at most 65536).
+    pub slots: u32,
+    /// Largest message in bytes (at least 1).
+    pub slot_size: u32,
+    /// When the receiver is interrupted.
+    pub notify: NotifySpec,
+    /// The doorbell: a virtual SPI (GIC INTID) of the receiver, owned by no device.
+    pub irq: u32,
+    /// Its GIC priority in the receiver (0 = most urgent .. 255), written in the receiver's
+    /// DT; default 0xa0.
+    #[serde(default = "default_class_priority")]
+    pub priority: u32,
+}
+
+fn default_class_priority() -> u32 {
+    0xa0
+}
+
+/// `notify = "every" | "coalesced"`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifySpec {
+    /// A doorbell after every message.
+    Every,
+    /// A doorbell only when the receiver asked to be woken (event index).
+    Coalesced,
+}
+
+impl NotifySpec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifySpec::Every => "every",
+            NotifySpec::Coalesced => "coalesced",
+        }
+    }
 }

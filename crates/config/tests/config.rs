@@ -774,3 +774,68 @@ proptest! {
         }
     }
 }
+
+/// Channels: resolved with their ring size, and described at both ends of each direction
+/// (`tx` without interrupts, `rx` with one edge SPI per class in DT numbering).
+#[test]
+fn channels_resolve_and_appear_in_both_dtbs() {
+    use tessera_config::desc::ChannelNotify;
+    let sys = load(&fixtures().join("good/everything.toml")).unwrap();
+    assert_eq!(sys.channels.len(), 2);
+    let ctl = &sys.channels[0];
+    assert_eq!((ctl.from_vm, ctl.to_vm), (0, 1));
+    let geometry = [
+        tessera_ring::ClassGeometry {
+            slot_count: 16,
+            slot_size: 1500,
+            notify: tessera_ring::NotifyPolicy::Coalesced,
+        },
+        tessera_ring::ClassGeometry {
+            slot_count: 4,
+            slot_size: 64,
+            notify: tessera_ring::NotifyPolicy::EveryMessage,
+        },
+    ];
+    let size = tessera_ring::Layout::new(&geometry).unwrap().total_size();
+    assert_eq!(ctl.size, u64::from(size));
+    assert_eq!(ctl.classes[0].notify, ChannelNotify::Coalesced);
+    assert_eq!((ctl.classes[1].irq, ctl.classes[1].priority), (65, 0x40));
+    assert_eq!(ctl.classes[0].priority, 0xa0);
+
+    // Sender `colored`: ctl as tx at 0x5000_0000, ctl-back as rx at 0x8000_0000.
+    let fdt = fdt::Fdt::new_unaligned(&sys.vms[0].dtb).unwrap();
+    let tx = "/tessera-channel@50000000";
+    assert_eq!(strs(prop(&fdt, tx, "compatible")), ["tessera,channel-v1"]);
+    assert_eq!(strs(prop(&fdt, tx, "tessera,direction")), ["tx"]);
+    assert_eq!(strs(prop(&fdt, tx, "label")), ["ctl"]);
+    assert_eq!(be32(prop(&fdt, tx, "tessera,channel")), [0]);
+    assert_eq!(be32(prop(&fdt, tx, "reg")), [0, 0x5000_0000, 0, size]);
+    assert_eq!(
+        be32(prop(&fdt, tx, "tessera,classes")),
+        [16, 1500, 1, 0xa0, 4, 64, 0, 0x40]
+    );
+    assert!(fdt
+        .find_node(tx)
+        .unwrap()
+        .raw_property("interrupts")
+        .is_none());
+    let rx = "/tessera-channel@80000000";
+    assert_eq!(strs(prop(&fdt, rx, "tessera,direction")), ["rx"]);
+    assert_eq!(be32(prop(&fdt, rx, "tessera,channel")), [1]);
+    assert_eq!(be32(prop(&fdt, rx, "interrupts")), [0, 32, 1]);
+
+    // Receiver `pinned`: ctl as rx at its own IPA, both doorbells (INTIDs 64, 65).
+    let fdt = fdt::Fdt::new_unaligned(&sys.vms[1].dtb).unwrap();
+    let rx = "/tessera-channel@50000000";
+    assert_eq!(strs(prop(&fdt, rx, "tessera,direction")), ["rx"]);
+    assert_eq!(be32(prop(&fdt, rx, "interrupts")), [0, 32, 1, 0, 33, 1]);
+    assert_eq!(
+        strs(prop(&fdt, "/tessera-channel@50010000", "tessera,direction")),
+        ["tx"]
+    );
+    // The third VM has no channel.
+    let fdt = fdt::Fdt::new_unaligned(&sys.vms[2].dtb).unwrap();
+    assert!(fdt
+        .all_nodes()
+        .all(|(_, n)| n.name().name != "tessera-channel"));
+}

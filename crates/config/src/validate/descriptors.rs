@@ -81,12 +81,27 @@ pub fn run(
 
         let devices = res.devices.get(vi).cloned().unwrap_or_default();
         let mem_pairs: Vec<(u64, u64)> = v.memory.iter().map(|m| (m.ipa, m.size)).collect();
+        let channels: Vec<dtb::DtChannel<'_>> = res
+            .channels
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.from_vm == vi || c.to_vm == vi)
+            .map(|(index, c)| dtb::DtChannel {
+                index,
+                name: &c.name,
+                ipa: if c.to_vm == vi { c.ipa_to } else { c.ipa_from },
+                size: c.size,
+                rx: c.to_vm == vi,
+                classes: &c.classes,
+            })
+            .collect();
         let dtb = match dtb::generate(&dtb::DtbInput {
             vcpus: v.cpus.len(),
             mem: &mem_pairs,
             gic: inp.version,
             devices: &devices,
             bootargs: &v.bootargs,
+            channels: &channels,
         }) {
             Ok(b) => b,
             Err(msg) => {

@@ -72,6 +72,7 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         vms: out.vms,
         pcpus: sched.pcpus,
         analysis: sched.analysis,
+        channels: res.channels,
         used_cpus,
         inputs: out.inputs,
         env_vars: out.env_vars,

@@ -10,9 +10,18 @@ use std::vec::Vec;
 
 use super::{aligned, contains, overlapping_pairs, overlaps, valid_name, IPA_BITS};
 use crate::desc::GicVersion;
+use crate::desc::{ChannelNotify, ClassDesc};
+use crate::dtb::VUART_INTID;
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
+use crate::schema::{ChannelSpec, NotifySpec};
 use crate::validate::input::Input;
-use crate::{Device, PAGE_SIZE, VGIC_GICC, VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA};
+use crate::{
+    Channel, Device, PAGE_SIZE, VGIC_GICC, VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA,
+};
+
+/// Highest INTID a doorbell may have: the hypervisor's virtual distributor covers INTIDs
+/// below 256.
+pub const MAX_DOORBELL_INTID: u32 = 255;
 
 /// What the later passes need from this one.
 #[derive(Debug, Default)]
@@ -23,6 +32,9 @@ pub struct Resources {
     pub placement: BTreeMap<usize, Vec<(usize, usize)>>,
     /// Per VM (config order): the board devices passed through to it.
     pub devices: Vec<Vec<Device>>,
+    /// The channels whose ends and geometry are valid, in config order (complete only when
+    /// no error was reported).
+    pub channels: Vec<Channel>,
 }
 
 pub fn run(inp: &Input, errs: &mut Vec<ConfigError>) -> Resources {
@@ -40,9 +52,9 @@ pub fn run(inp: &Input, errs: &mut Vec<ConfigError>) -> Resources {
     memory(inp, errs);
     devices(inp, &mut res, errs);
     colors(inp, errs);
-    channels(inp, &res, errs);
+    channels(inp, &mut res, errs);
     for vi in 0..inp.cfg.vms.len() {
-        ipa_windows(inp, vi, &res.devices[vi], errs);
+        ipa_windows(inp, vi, &res.devices[vi], &res.channels, errs);
     }
     res
 }
@@ -208,9 +220,12 @@ fn memory(inp: &Input, errs: &mut Vec<ConfigError>) {
             ),
         ));
     }
-    // Channels count against RAM too.
+    // Channels count against RAM too (those whose geometry is valid; the others are
+    // reported by `channels`).
     for c in &inp.cfg.channels {
-        demand = demand.saturating_add(c.size);
+        if let Ok(l) = layout(c) {
+            demand = demand.saturating_add(u64::from(l.total_size()));
+        }
     }
     let available = ram.1.saturating_sub(hyp.1);
     if demand > available {
@@ -286,7 +301,7 @@ fn devices(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
     }
 }
 
-/// LLC colors of VMs and channels: inside the board's range, each owned once.
+/// LLC colors of VMs (channels' colors are rejected by `channels`): inside the board's range, each owned once.
 fn colors(inp: &Input, errs: &mut Vec<ConfigError>) {
     let ncolors = inp.board.llc.map(|l| l.colors());
     let mut color_owner: BTreeMap<u32, String> = BTreeMap::new();
@@ -348,15 +363,52 @@ fn colors(inp: &Input, errs: &mut Vec<ConfigError>) {
             ));
         }
     }
-    for c in &inp.cfg.channels {
-        check(Subject::Channel(c.name.clone()), &c.colors, errs);
-    }
 }
 
-fn channels(inp: &Input, res: &Resources, errs: &mut Vec<ConfigError>) {
+/// The ring layout of a channel's classes (crates/ring checks the geometry).
+pub(crate) fn layout(c: &ChannelSpec) -> Result<tessera_ring::Layout, tessera_ring::LayoutError> {
+    let geometry: Vec<tessera_ring::ClassGeometry> = c
+        .classes
+        .iter()
+        .map(|k| tessera_ring::ClassGeometry {
+            slot_count: k.slots,
+            slot_size: k.slot_size,
+            notify: match k.notify {
+                NotifySpec::Every => tessera_ring::NotifyPolicy::EveryMessage,
+                NotifySpec::Coalesced => tessera_ring::NotifyPolicy::Coalesced,
+            },
+        })
+        .collect();
+    tessera_ring::Layout::new(&geometry)
+}
+
+/// Channels: names, ends, colors (not supported yet), IPAs, ring geometry, doorbell
+/// interrupts. Resolves the valid ones into `res.channels`.
+fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
+    use tessera_ring::LayoutError as L;
     let mut chan_names = BTreeSet::new();
+    // Per receiver VM: doorbell INTID → "channel `c` classes[k]".
+    let mut doorbells: BTreeMap<(usize, u32), String> = BTreeMap::new();
+    // Physical interrupts of every passed-through device: INTID → (vm, device).
+    let mut dev_irqs: BTreeMap<u32, (usize, &str)> = BTreeMap::new();
+    for (vi, devs) in res.devices.iter().enumerate() {
+        for d in devs {
+            for &i in &d.irqs {
+                dev_irqs.entry(i).or_insert((vi, d.name.as_str()));
+            }
+        }
+    }
     for c in &inp.cfg.channels {
         let s = || Subject::Channel(c.name.clone());
+        let before = errs.len();
+        if !valid_name(&c.name) {
+            errs.push(ConfigError::new(
+                K::DuplicateName,
+                s(),
+                "name",
+                "use letters, digits, - and _ (non-empty)",
+            ));
+        }
         if !chan_names.insert(c.name.as_str()) {
             errs.push(ConfigError::new(
                 K::DuplicateName,
@@ -365,53 +417,166 @@ fn channels(inp: &Input, res: &Resources, errs: &mut Vec<ConfigError>) {
                 "another channel has this name",
             ));
         }
-        if c.size == 0 {
+        if c.colors.is_some() {
             errs.push(ConfigError::new(
-                K::ZeroSize,
+                K::NotSupported,
                 s(),
-                "size",
-                "region of size zero",
-            ));
-        } else if !aligned(c.size) {
-            errs.push(ConfigError::new(
-                K::Unaligned,
-                s(),
-                "size",
-                format!("{:#x} is not 4 KiB aligned", c.size),
+                "colors",
+                "colored channel memory is not supported yet (remove `colors`)",
             ));
         }
-        if c.ends.len() < 2 {
+        let end = |field: &str, vm: &str, errs: &mut Vec<ConfigError>| {
+            let i = res.vm_index.get(vm).copied();
+            if i.is_none() {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    field,
+                    format!("no VM named `{vm}`"),
+                ));
+            }
+            i
+        };
+        let from = end("from", &c.from, errs);
+        let to = end("to", &c.to, errs);
+        if from.is_some() && from == to {
             errs.push(ConfigError::new(
                 K::Channel,
                 s(),
-                "ends",
-                "a channel needs at least two VMs",
+                "to",
+                format!("the sender and the receiver are both vm `{}`", c.to),
             ));
         }
-        let mut seen = BTreeSet::new();
-        for e in &c.ends {
-            if !res.vm_index.contains_key(e.as_str()) {
+        for (field, ipa) in [("ipa_from", c.ipa_from), ("ipa_to", c.ipa_to)] {
+            if !aligned(ipa) {
                 errs.push(ConfigError::new(
-                    K::Channel,
+                    K::Unaligned,
                     s(),
-                    "ends",
-                    format!("no VM named `{e}`"),
-                ));
-            } else if !seen.insert(e.as_str()) {
-                errs.push(ConfigError::new(
-                    K::Channel,
-                    s(),
-                    "ends",
-                    format!("vm `{e}` is listed twice"),
+                    field,
+                    format!("{ipa:#x} is not 4 KiB aligned"),
                 ));
             }
+        }
+        let lay = match layout(c) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let (field, why) = match e {
+                    L::ClassCount(n) => (
+                        "classes".to_string(),
+                        format!(
+                            "{n} classes: a channel has 1 to {}",
+                            tessera_ring::MAX_CLASSES
+                        ),
+                    ),
+                    L::SlotCount { class } => (
+                        format!("classes[{class}].slots"),
+                        format!(
+                            "{} slots: must be a power of two from 1 to {}",
+                            c.classes[usize::from(class)].slots,
+                            tessera_ring::layout::MAX_SLOT_COUNT
+                        ),
+                    ),
+                    L::SlotSize { class } => (
+                        format!("classes[{class}].slot_size"),
+                        "a slot holds at least 1 byte".to_string(),
+                    ),
+                    _ => (
+                        "classes".to_string(),
+                        "the ring would not fit in 4 GiB".to_string(),
+                    ),
+                };
+                errs.push(ConfigError::new(K::Channel, s(), field, why));
+                None
+            }
+        };
+        let mut classes = Vec::new();
+        for (k, cl) in c.classes.iter().enumerate() {
+            let f = |x: &str| format!("classes[{k}].{x}");
+            if cl.priority > 255 {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    f("priority"),
+                    format!("{} is not a GIC priority (0..=255)", cl.priority),
+                ));
+            }
+            let irq = cl.irq;
+            if !(32..=MAX_DOORBELL_INTID).contains(&irq) {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    f("irq"),
+                    format!(
+                        "INTID {irq} is not an SPI the virtual GIC covers (32..={MAX_DOORBELL_INTID})"
+                    ),
+                ));
+            } else if irq == VUART_INTID {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    f("irq"),
+                    format!("INTID {irq} is the virtual UART's"),
+                ));
+            } else if let Some(&(dv, dn)) = dev_irqs.get(&irq) {
+                errs.push(ConfigError::new(
+                    K::Channel,
+                    s(),
+                    f("irq"),
+                    format!(
+                        "INTID {irq} is the interrupt of device `{dn}` passed through to vm `{}`",
+                        inp.cfg.vms[dv].name
+                    ),
+                ));
+            } else if let Some(to) = to {
+                let me = format!("channel `{}` classes[{k}]", c.name);
+                if let Some(other) = doorbells.get(&(to, irq)) {
+                    errs.push(ConfigError::new(
+                        K::Channel,
+                        s(),
+                        f("irq"),
+                        format!(
+                            "INTID {irq} of vm `{}` is already the doorbell of {other}",
+                            c.to
+                        ),
+                    ));
+                } else {
+                    doorbells.insert((to, irq), me);
+                }
+            }
+            classes.push(ClassDesc {
+                slot_count: cl.slots,
+                slot_size: cl.slot_size,
+                notify: match cl.notify {
+                    NotifySpec::Every => ChannelNotify::Every,
+                    NotifySpec::Coalesced => ChannelNotify::Coalesced,
+                },
+                irq,
+                priority: cl.priority.min(255) as u8,
+            });
+        }
+        if let (Some(from), Some(to), Some(l), true) = (from, to, lay, errs.len() == before) {
+            res.channels.push(Channel {
+                name: c.name.clone(),
+                from_vm: from,
+                to_vm: to,
+                ipa_from: c.ipa_from,
+                ipa_to: c.ipa_to,
+                size: u64::from(l.total_size()),
+                classes,
+            });
         }
     }
 }
 
 /// A VM's guest-physical windows (RAM, vUART, vGIC, devices): no overflow, inside the IPA
 /// space every supported core translates, pairwise disjoint.
-fn ipa_windows(inp: &Input, vi: usize, devices: &[Device], errs: &mut Vec<ConfigError>) {
+fn ipa_windows(
+    inp: &Input,
+    vi: usize,
+    devices: &[Device],
+    channels: &[Channel],
+    errs: &mut Vec<ConfigError>,
+) {
     let v = &inp.cfg.vms[vi];
     let nv = v.cpus.len().max(1) as u64;
     let mut windows: Vec<(u64, u64)> = Vec::new();
@@ -437,6 +602,17 @@ fn ipa_windows(inp: &Input, vi: usize, devices: &[Device], errs: &mut Vec<Config
     for d in devices {
         windows.push((d.ipa, d.size));
         labels.push(format!("device `{}`", d.name));
+    }
+    for c in channels {
+        for (vm, ipa, dir) in [
+            (c.from_vm, c.ipa_from, "ipa_from"),
+            (c.to_vm, c.ipa_to, "ipa_to"),
+        ] {
+            if vm == vi {
+                windows.push((ipa, c.size));
+                labels.push(format!("channel `{}` {dir}", c.name));
+            }
+        }
     }
     let limit = 1u64 << IPA_BITS;
     for (i, &(base, size)) in windows.iter().enumerate() {
