@@ -6,6 +6,12 @@
 //! `bench: <name> median=<ticks> max=<ticks> min=<ticks> samples=<n> unit=ticks`
 //! (under Tessera prefixed with `[<vm>] `), `bench: <name> unavailable (<why>)` for a figure
 //! it cannot take, `bench: done` at the end, or `bench: FAILED <why>`.
+//!
+//! Then the scheduling figures (vCPU switch, scheduler overhead per decision with 1..16 vCPUs on
+//! a core, budget overrun, release jitter) for the first GIC version: see [`sched`].
+
+#[path = "bench_sched.rs"]
+pub mod sched;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -56,6 +62,9 @@ pub struct Options {
     pub el2_trace: bool,
     /// Keep the (~300 MB) trace logs.
     pub keep_trace: bool,
+    /// Only one part: `gic` (bare against Tessera per GIC version) or `sched` (the
+    /// scheduling figures); None: both.
+    pub only: Option<String>,
 }
 
 /// One figure line.
@@ -155,6 +164,8 @@ pub enum BaselineSource {
     Bare,
     /// `loop_baseline` of the Tessera run (figures with no bare equivalent, e.g. a hypercall).
     Loop,
+    /// The same measurement on an exclusive core (the scheduling figures).
+    Exclusive,
 }
 
 impl BaselineSource {
@@ -162,6 +173,7 @@ impl BaselineSource {
         match self {
             BaselineSource::Bare => "bare",
             BaselineSource::Loop => LOOP_BASELINE,
+            BaselineSource::Exclusive => "exclusive",
         }
     }
 }
@@ -257,6 +269,7 @@ pub fn records(gic: u8, tessera: Option<&Parsed>, bare: Option<&Parsed>) -> Vec<
 pub fn ratio_cell(r: &Record) -> String {
     let base = match r.baseline_source {
         Some(BaselineSource::Loop) => "loop",
+        Some(BaselineSource::Exclusive) => "exclusive",
         _ => "bare",
     };
     match (r.value, r.baseline, r.ratio) {
@@ -451,7 +464,7 @@ pub fn to_json(records: &[Record]) -> String {
             out,
             "  {{\"name\": {}, \"gic\": {}, \"value\": {}, \"unit\": {}, \"baseline\": {}, \
              \"ratio\": {}, \"max\": {}, \"samples\": {}, \"baseline_source\": {}, \
-             \"baseline_max\": {}}}",
+             \"baseline_max\": {}, \"delta\": {}}}",
             json_str(&r.name),
             r.gic,
             json_num(r.value),
@@ -462,6 +475,9 @@ pub fn to_json(records: &[Record]) -> String {
             json_num(r.samples),
             source,
             json_num(r.baseline_max),
+            r.value
+                .zip(r.baseline)
+                .map_or_else(|| "null".into(), |(v, b)| (v as i64 - b as i64).to_string()),
         );
         out.push_str(if i + 1 < records.len() { ",\n" } else { "\n" });
     }
@@ -552,14 +568,18 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     let mut builder = Builder::new(paths);
     println!("xtask: bench: building the bench guest ...");
     let guest = builder.guest("bench")?;
-    let total = o.gics.len() * 2;
+    let classic = o.only.as_deref() != Some("sched");
+    let with_sched = o.only.as_deref() != Some("gic");
+    // The bare/Tessera pairs per GIC version (none with `--only sched`).
+    let gics: &[u8] = if classic { &o.gics } else { &[] };
+    let total = gics.len() * 2;
     let mut n = 0;
     let mut results = Vec::new();
     let mut failures = 0;
     // Per GIC version, for --el2-trace: the Tessera run and a copy of its ELF (the next build
     // overwrites cargo's).
     let mut trace_targets: Vec<(u8, TraceTarget)> = Vec::new();
-    for &gic in &o.gics {
+    for &gic in gics {
         // (a) bare: the same bench.bin at EL1, no EL2.
         n += 1;
         let bare_spec = QemuSpec {
@@ -648,13 +668,45 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         });
     }
 
-    println!();
-    println!("xtask: bench results (median/max of each figure in CNTVCT ticks, -icount shift=0,sleep=off; ratio = Tessera median / bare median)");
-    print!("{}", table(&results));
-    for note in notes(&results) {
-        println!("  note: {note}");
+    let mut sched_runs = 0;
+    let sched = match o.gics.first().filter(|_| with_sched) {
+        Some(&gic) => {
+            let (runs, failed) = sched::run_all(
+                paths,
+                &mut builder,
+                &o.board,
+                &o.cpu,
+                &o.memory,
+                gic,
+                &dir,
+                o.timeout,
+            )?;
+            failures += failed;
+            sched_runs = runs.len();
+            Some(sched::records(gic, &runs))
+        }
+        None => None,
+    };
+
+    let mut records: Vec<Record> = Vec::new();
+    if classic {
+        println!();
+        println!("xtask: bench results (median/max of each figure in CNTVCT ticks, -icount shift=0,sleep=off; ratio = Tessera median / bare median)");
+        print!("{}", table(&results));
+        for note in notes(&results) {
+            println!("  note: {note}");
+        }
+        records.extend(results.iter().flat_map(GicResult::records));
     }
-    let mut records: Vec<Record> = results.iter().flat_map(GicResult::records).collect();
+    if let Some(recs) = sched {
+        println!();
+        println!("xtask: bench scheduling results (median/max in CNTVCT ticks, -icount shift=0,sleep=off, one QEMU core; exclusive = the same measurement on an exclusive core in this run; delta = shared median - exclusive median)");
+        print!("{}", sched::table(recs[0].gic, &recs));
+        for note in sched::NOTES {
+            println!("  note: {note}");
+        }
+        records.extend(recs);
+    }
     if o.el2_trace {
         let mut traced = Vec::new();
         for (i, (gic, target)) in trace_targets.iter().enumerate() {
@@ -699,7 +751,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         util::display_rel(paths, &dir)
     );
     if failures > 0 {
-        let runs = total + if o.el2_trace { o.gics.len() } else { 0 };
+        let runs = total + sched_runs + if o.el2_trace { gics.len() } else { 0 };
         println!("xtask: bench: {failures} of {runs} run(s) failed (see above); their columns are unavailable");
         return Ok(1);
     }
@@ -1032,7 +1084,7 @@ bench: done
             j.contains(
                 "{\"name\": \"ipi_latency\", \"gic\": 3, \"value\": 12, \"unit\": \"ticks\", \
              \"baseline\": 4, \"ratio\": 3.0000, \"max\": 16, \"samples\": 1000, \
-             \"baseline_source\": \"bare\", \"baseline_max\": 5}"
+             \"baseline_source\": \"bare\", \"baseline_max\": 5, \"delta\": 8}"
             ),
             "{j}"
         );
@@ -1091,7 +1143,8 @@ bench: done
             j.contains(
                 "{\"name\": \"el2_insns_virq\", \"gic\": 3, \"value\": 450, \"unit\": \
                  \"instructions\", \"baseline\": null, \"ratio\": null, \"max\": 460, \
-                 \"samples\": 1000, \"baseline_source\": null, \"baseline_max\": null}"
+                 \"samples\": 1000, \"baseline_source\": null, \"baseline_max\": null, \
+                 \"delta\": null}"
             ),
             "{j}"
         );

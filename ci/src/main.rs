@@ -164,6 +164,10 @@ struct BenchArgs {
     /// With --el2-trace: keep the trace logs (target/bench/el2-trace-gicN.log, ~300 MB each).
     #[arg(long, requires = "el2_trace")]
     keep_trace: bool,
+    /// Only one part: `gic` (bare against Tessera per GIC version) or `sched` (the scheduling
+    /// figures, on the first GIC version). Default: both.
+    #[arg(long, value_parser = ["gic", "sched"])]
+    only: Option<String>,
 }
 
 #[derive(Args)]
@@ -263,6 +267,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                     out: args.out,
                     el2_trace: args.el2_trace,
                     keep_trace: args.keep_trace,
+                    only: args.only,
                 },
             )
         }

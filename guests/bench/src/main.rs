@@ -15,6 +15,9 @@
 //! - `ipi_latency` (two CPUs): CPU 0 stores `CNTVCT` and sends an SGI to CPU 1 (waiting in
 //!   `wfi`), whose IRQ entry reads `CNTVCT`; one SGI in flight at a time.
 //!
+//! With the bootarg `mode=probe|idle|spin` it runs one of the modes for shared cores instead
+//! (see [`sched`]).
+//!
 //! Run under QEMU with `-icount shift=0,sleep=off` for repeatable figures: `sleep=off` makes
 //! `wfi` skip to the next timer deadline without losing instructions' time. All waits on
 //! the other CPU use `wfe` (a yield under QEMU, which is single-threaded with icount) or a
@@ -46,6 +49,8 @@ macro_rules! fail {
     }};
 }
 
+mod sched;
+
 fn main(info: &'static BootInfo) -> u32 {
     match run(info) {
         Ok(()) => {
@@ -57,6 +62,9 @@ fn main(info: &'static BootInfo) -> u32 {
 }
 
 fn run(info: &'static BootInfo) -> Result<(), Failed> {
+    if let Some(mode) = info.bootarg("mode") {
+        return sched::run_mode(info, mode);
+    }
     if let Err(e) = irq::init() {
         fail!("irq::init: {:?}", e);
     }
@@ -97,7 +105,7 @@ fn run(info: &'static BootInfo) -> Result<(), Failed> {
     }
 
     let mut at_handler = [0u64; SAMPLES];
-    virq(&mut samples, &mut at_handler)?;
+    virq(&mut samples, &mut at_handler, 50)?;
     report("virq_latency", &mut samples);
     report("virq_handler_latency", &mut at_handler);
 
@@ -151,7 +159,8 @@ fn on_virq(_intid: u32) {
     VIRQ_DONE.store(true, Ordering::SeqCst);
 }
 
-fn virq(at_entry: &mut [u64], at_handler: &mut [u64]) -> Result<(), Failed> {
+/// `virq_latency` samples: the timer armed `delta` + 0..150 ticks ahead.
+fn virq(at_entry: &mut [u64], at_handler: &mut [u64], delta: u64) -> Result<(), Failed> {
     let intid = timer::virt_intid();
     irq::set_handler(intid, Some(on_virq));
     if let Err(e) = irq::enable(intid) {
@@ -160,8 +169,9 @@ fn virq(at_entry: &mut [u64], at_handler: &mut [u64]) -> Result<(), Failed> {
     let timeout = timer::frequency();
     irq::disable_local();
     for (i, (e, h)) in at_entry.iter_mut().zip(at_handler.iter_mut()).enumerate() {
-        // 50..=200 ticks ahead, varied so the figure does not depend on one alignment.
-        let delta = 50 + (i as u64 * 37) % 151;
+        // delta..=delta + 150 ticks ahead, varied so the figure does not depend on one
+        // alignment.
+        let delta = delta + (i as u64 * 37) % 151;
         VIRQ_DONE.store(false, Ordering::SeqCst);
         let start = timer::now();
         timer::set_virt_deadline(start + delta);
