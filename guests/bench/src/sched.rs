@@ -23,6 +23,7 @@
 //!
 //! Every mode prints `bench: done` at the end (`probe` prints its figures first).
 
+use spin::Mutex;
 use tessera_guest_rt::dt::parse_u64;
 use tessera_guest_rt::{irq, println, tessera, timer, BootInfo};
 
@@ -34,6 +35,25 @@ const MAX_JOBS: usize = 2000;
 const MAX_GAPS: usize = 4096;
 /// Most `budget_run` samples recorded.
 const MAX_RUNS: usize = 1024;
+
+/// The sample buffers of the modes (statics: together they exceed the guest's 32 KiB stack).
+struct Buffers {
+    a: [u64; SAMPLES],
+    b: [u64; SAMPLES],
+    jobs: [u64; MAX_JOBS],
+    gaps: [u64; MAX_GAPS],
+    runs: [u64; MAX_RUNS],
+    over: [u64; MAX_RUNS],
+}
+
+static BUFFERS: Mutex<Buffers> = Mutex::new(Buffers {
+    a: [0; SAMPLES],
+    b: [0; SAMPLES],
+    jobs: [0; MAX_JOBS],
+    gaps: [0; MAX_GAPS],
+    runs: [0; MAX_RUNS],
+    over: [0; MAX_RUNS],
+});
 
 /// A number bootarg (`key=N`), or `default` when absent.
 fn number(info: &BootInfo, key: &str, default: u64) -> Result<u64, Failed> {
@@ -47,6 +67,7 @@ fn number(info: &BootInfo, key: &str, default: u64) -> Result<u64, Failed> {
 }
 
 /// Runs the mode `mode` names.
+#[inline(never)]
 pub fn run_mode(info: &'static BootInfo, mode: &str) -> Result<(), Failed> {
     match mode {
         "probe" => probe(info),
@@ -100,14 +121,15 @@ fn probe(info: &'static BootInfo) -> Result<(), Failed> {
         tests,
         timer::frequency()
     );
-    let mut samples = [0u64; SAMPLES];
+    let mut buf = BUFFERS.lock();
+    let Buffers { a: samples, b: at_handler, jobs, .. } = &mut *buf;
     if has("hvc") {
         for s in samples.iter_mut() {
             let t0 = timer::now();
             let t1 = timer::now();
             *s = t1 - t0;
         }
-        report("loop_baseline", &mut samples);
+        report("loop_baseline", samples);
         if info.tessera {
             for s in samples.iter_mut() {
                 let t0 = timer::now();
@@ -118,29 +140,28 @@ fn probe(info: &'static BootInfo) -> Result<(), Failed> {
                 }
                 *s = t1 - t0;
             }
-            report("hvc_roundtrip", &mut samples);
+            report("hvc_roundtrip", samples);
         } else {
             println!("bench: hvc_roundtrip unavailable (bare metal)");
         }
     }
     if has("virq") {
         let delta = number(info, "delta", 50)?;
-        let mut at_handler = [0u64; SAMPLES];
-        virq(&mut samples, &mut at_handler, delta)?;
-        report("virq_latency", &mut samples);
-        report("virq_handler_latency", &mut at_handler);
+        virq(samples, at_handler, delta)?;
+        report("virq_latency", samples);
+        report("virq_handler_latency", at_handler);
         // virq() leaves its own handler registered.
         timer_irq(on_wake)?;
         irq::disable_local();
     }
     if has("release") {
-        release(info)?;
+        release(info, jobs)?;
     }
     Ok(())
 }
 
 /// `release_jitter`: periodic jobs released by the virtual timer.
-fn release(info: &BootInfo) -> Result<(), Failed> {
+fn release(info: &BootInfo, late: &mut [u64; MAX_JOBS]) -> Result<(), Failed> {
     let period = timer::ticks_from_us(number(info, "period_us", 1000)?).max(1);
     let work = timer::ticks_from_us(number(info, "work_us", 50)?);
     let jobs = number(info, "jobs", 500)?;
@@ -151,7 +172,6 @@ fn release(info: &BootInfo) -> Result<(), Failed> {
             MAX_JOBS
         );
     }
-    let mut late = [0u64; MAX_JOBS];
     let late = &mut late[..jobs as usize];
     let t0 = timer::now() + period;
     for (k, l) in late.iter_mut().enumerate() {
@@ -186,8 +206,10 @@ fn spin(info: &BootInfo) -> Result<(), Failed> {
         Some(_) => Some(timer::ticks_from_us(number(info, "budget_us", 0)?)),
         None => None,
     };
-    let mut gaps = [0u64; MAX_GAPS];
-    let mut runs = [0u64; MAX_RUNS];
+    let mut buf = BUFFERS.lock();
+    let Buffers {
+        gaps, runs, over, ..
+    } = &mut *buf;
     let (mut n_gaps, mut n_runs) = (0usize, 0usize);
     // A buffer filled up (later samples are dropped).
     let mut full = false;
@@ -236,7 +258,6 @@ fn spin(info: &BootInfo) -> Result<(), Failed> {
     if let Some(b) = budget {
         let runs = &mut runs[..n_runs];
         report("budget_run", runs);
-        let mut over = [0u64; MAX_RUNS];
         let over = &mut over[..runs.len()];
         for (o, r) in over.iter_mut().zip(runs.iter()) {
             *o = r.saturating_sub(b);
