@@ -1,17 +1,23 @@
 //! Starting, stopping and resetting vCPUs and VMs, across cores.
 //!
-//! These functions change vCPU and VM states and tell the cores concerned; they never take a
-//! core away from its caller and never diverge: they return an [`Outcome`] and the run loop
-//! (`crate::pcpu`) acts on the states when the exit ends — a vCPU that went `Off` leaves its
-//! core, one that became `OnPending` is started, a `StopRequested` one on another core is
-//! stopped by that core when the kick SGI makes it look.
+//! Every change of a VM's or vCPU's state is one atomic transition of the VM's lifecycle word
+//! (`tessera_lifecycle`): the VM state and all its vCPUs' states change together or not at
+//! all, and the transition says what is left to do — notify cores, wait for vCPUs to leave,
+//! or (exactly once per VM) count the VM off the machine.
+//!
+//! These functions never take a core away from their caller and never diverge: they return an
+//! [`Outcome`] and the run loop (`crate::pcpu`) acts on the states when the exit ends — a vCPU
+//! that went `Off` leaves its core, one that became `OnPending` is started, a `StopRequested`
+//! one is taken off by its core (which then acknowledges the stop) when the kick SGI makes it
+//! look.
 
 use core::sync::atomic::Ordering;
 
 use aarch64_cpu::asm::barrier;
+use tessera_lifecycle::{CpuOff, Ended, Refused, VcpuSet, VmOff};
 
-use super::{current, desc, get, memory, vm_ram_contains, VcpuState, VmState, RUNNING_VMS};
-use crate::arch::{self, psci::ret};
+use super::{current, desc, get, memory, vm_ram_contains, VmState, RUNNING_VMS};
+use crate::arch::{self, psci::ret, vcpu as hw};
 use crate::config::VMS;
 use crate::{console, hprintln, pcpu};
 
@@ -37,112 +43,100 @@ pub enum Outcome {
 /// Exit code reported for a VM stopped by the hypervisor.
 pub const STOPPED_EXIT_CODE: u32 = tessera_abi::status::STOPPED;
 
+/// How long a reset waits for the VM's other vCPUs to leave their cores before it gives up and
+/// stops the VM instead (its memory is never rewritten under a vCPU still on a core).
+const RESET_WAIT_US: u64 = 5_000_000;
+
 /// VTCR_EL2 computed at boot from the CPU's PARange.
 pub static VTCR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+fn notify_all(vm: usize, set: VcpuSet) {
+    for i in set.iter() {
+        pcpu::notify(vm, i);
+    }
+}
+
+/// The calling vCPU's index if the caller is a vCPU of `vm`.
+fn caller_in(vm: usize) -> Option<usize> {
+    current().filter(|&(cvm, _)| cvm == vm).map(|(_, v)| v)
+}
+
 /// PSCI CPU_ON of vCPU `target` of `vm` at guest-physical `entry` with `context` in x0.
 pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
-    if get(vm).state() != VmState::Running {
+    let r = get(vm);
+    if r.state() != VmState::Running {
         return ret::DENIED;
     }
     if !vm_ram_contains(vm, tessera_stage2::GuestPhysAddr(entry), 4) || !entry.is_multiple_of(4) {
         return ret::INVALID_ADDRESS;
     }
-    let v = &get(vm).vcpus[target];
-    match v.state() {
-        VcpuState::On | VcpuState::StopRequested => return ret::ALREADY_ON,
-        VcpuState::OnPending => return ret::ON_PENDING,
-        VcpuState::Off => {}
+    let v = &r.vcpus[target];
+    // The start point is written under its lock around the transition, so the target's core
+    // (which reads it under the lock after `OnPending` → `On`) sees this call's, and a losing
+    // concurrent CPU_ON cannot overwrite it.
+    let mut start = v.start.lock();
+    let result = r.life.cpu_on(target);
+    if result.is_ok() {
+        *start = (entry, context);
     }
-    v.entry.store(entry, Ordering::Release);
-    v.context.store(context, Ordering::Release);
-    if !v.transition(VcpuState::Off, VcpuState::OnPending) {
-        return ret::ALREADY_ON;
+    drop(start);
+    match result {
+        Ok(()) => {
+            pcpu::notify(vm, target);
+            ret::SUCCESS
+        }
+        Err(Refused::OnPending) => ret::ON_PENDING,
+        Err(Refused::AlreadyOn) => ret::ALREADY_ON,
+        Err(Refused::NoSuchVcpu) => ret::INVALID_PARAMETERS,
+        // Being reset or off (a CPU_ON that lost the race against SYSTEM_RESET/OFF).
+        Err(_) => ret::DENIED,
     }
-    pcpu::notify(vm, target);
-    ret::SUCCESS
 }
 
-/// PSCI CPU_OFF of the calling vCPU. When it was the VM's last running vCPU, the VM is off.
+/// PSCI CPU_OFF of the calling vCPU. When it was the VM's last vCPU not off, the VM is off.
 pub fn vcpu_off(vm: usize, vcpu: usize) -> Outcome {
-    get(vm).vcpus[vcpu].set(VcpuState::Off);
-    let any_alive = get(vm).vcpus[..desc(vm).vcpus.len()]
-        .iter()
-        .any(|v| v.state() != VcpuState::Off);
-    if !any_alive {
+    if let Ok(CpuOff::Last(ended)) = get(vm).life.cpu_off(vcpu) {
         hprintln!("vm {}: every vCPU called CPU_OFF", desc(vm).name);
-        let _ = finish_vm(vm, VmEnd::Exit(0));
+        vm_ended(vm, VmEnd::Exit(0), ended);
     }
     Outcome::Off
 }
 
-/// Asks every running vCPU of `vm` other than the caller to stop, and cancels pending starts.
-fn stop_other_vcpus(vm: usize) {
-    let me = current();
-    for i in 0..desc(vm).vcpus.len() {
-        if me == Some((vm, i)) {
-            continue;
-        }
-        let v = &get(vm).vcpus[i];
-        loop {
-            match v.state() {
-                VcpuState::On => {
-                    if v.transition(VcpuState::On, VcpuState::StopRequested) {
-                        pcpu::notify(vm, i);
-                        break;
-                    }
-                }
-                VcpuState::OnPending => {
-                    if v.transition(VcpuState::OnPending, VcpuState::Off) {
-                        pcpu::notify(vm, i);
-                        break;
-                    }
-                }
-                VcpuState::Off | VcpuState::StopRequested => break,
-            }
-        }
+/// Ends VM `vm` (SYSTEM_OFF, Shutdown, a stop by the hypervisor); powers the machine off
+/// after the last VM. A VM being reset belongs to the vCPU resetting it, which has asked the
+/// caller to stop: the caller just leaves.
+pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
+    let me = caller_in(vm);
+    if let Ok(VmOff::Ended { ended, notify }) = get(vm).life.vm_off(me) {
+        notify_all(vm, notify);
+        vm_ended(vm, end, ended);
+    }
+    if me.is_some() {
+        Outcome::Off
+    } else {
+        Outcome::Resume
     }
 }
 
-/// Ends VM `vm` (called on one of its vCPUs); powers the machine off after the last VM.
-pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
-    let r = get(vm);
-    let won = [VmState::Running, VmState::Resetting].iter().any(|&from| {
-        r.state
-            .compare_exchange(
-                from as u8,
-                VmState::Off as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    });
-    if won {
-        let code = match end {
-            VmEnd::Exit(c) => c,
-            VmEnd::Stopped => STOPPED_EXIT_CODE,
-        };
-        // The machine status this VM contributes: guest codes >= 64 become 64, so that no guest
-        // can pass for a boot error, a hypervisor fault or a stopped VM (crates/abi status).
-        r.exit_code.store(vm_status(end), Ordering::Release);
-        defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
-        console::vm_flush(vm);
-        match end {
-            VmEnd::Exit(_) => hprintln!("vm {} off (exit {})", desc(vm).name, code),
-            VmEnd::Stopped => hprintln!("vm {} stopped (exit {})", desc(vm).name, code),
-        }
-        stop_other_vcpus(vm);
-        if RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1 {
-            machine_off();
-        }
+/// The one place a VM is counted off: report its end, and power the machine off after the
+/// last VM. `ended` proves the caller's transition ended the VM (once per VM).
+fn vm_ended(vm: usize, end: VmEnd, ended: Ended) {
+    let code = match end {
+        VmEnd::Exit(c) => c,
+        VmEnd::Stopped => STOPPED_EXIT_CODE,
+    };
+    // The machine status this VM contributes: guest codes >= 64 become 64, so that no guest
+    // can pass for a boot error, a hypervisor fault or a stopped VM (crates/abi status).
+    get(vm).exit_code.store(vm_status(end), Ordering::Release);
+    defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
+    console::vm_flush(vm);
+    match end {
+        VmEnd::Exit(_) => hprintln!("vm {} off (exit {})", desc(vm).name, code),
+        VmEnd::Stopped => hprintln!("vm {} stopped (exit {})", desc(vm).name, code),
     }
-    if let Some((cvm, cvcpu)) = current() {
-        if cvm == vm {
-            r.vcpus[cvcpu].set(VcpuState::Off);
-            return Outcome::Off;
-        }
+    if RUNNING_VMS.count_off(ended) {
+        machine_off();
     }
-    Outcome::Resume
 }
 
 fn vm_status(end: VmEnd) -> u32 {
@@ -164,74 +158,91 @@ fn machine_off() -> ! {
     arch::halt_machine(code)
 }
 
-/// PSCI SYSTEM_RESET of `vm` (called on one of its vCPUs): stop the others, reload the image
-/// and device tree into wiped RAM, restart vCPU 0 at the image entry.
+/// PSCI SYSTEM_RESET of `vm` (called on one of its vCPUs): stop the others, wait until every
+/// one has left its core, reload the image and device tree into wiped RAM, restart vCPU 0 at
+/// the image entry. `Resume` when another vCPU is already resetting or ending the VM (which
+/// stops this one too).
 pub fn reset_vm(vm: usize) -> Outcome {
     let r = get(vm);
-    if r.state
-        .compare_exchange(
-            VmState::Running as u8,
-            VmState::Resetting as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_err()
-    {
-        // Already being reset or stopped by another vCPU, which stops this one too.
+    let Some(me) = caller_in(vm) else {
         return Outcome::Resume;
-    }
+    };
+    let Ok(ticket) = r.life.reset_begin(me) else {
+        return Outcome::Resume;
+    };
+    let g = ticket.generation;
+    notify_all(vm, ticket.notify);
     let d = desc(vm);
     console::vm_flush(vm);
-    let n = r.resets.fetch_add(1, Ordering::Relaxed) + 1;
-    hprintln!("vm {} reset ({})", d.name, n);
-    stop_other_vcpus(vm);
-    let me = current();
-    if let Some((_, cvcpu)) = me {
-        r.vcpus[cvcpu].set(VcpuState::Off);
-    }
-    // The others leave their cores at their next exit (the kick SGI forces one); vCPUs on this
-    // core are not running (the caller is), and the run loop takes them off when this exit
-    // ends — so only wait for other cores.
-    let here = arch::core_index();
-    for (i, v) in r.vcpus[..d.vcpus.len()].iter().enumerate() {
-        if me == Some((vm, i)) || d.vcpus[i].pcpu == here {
-            continue;
+    hprintln!("vm {} reset ({})", d.name, g);
+    // The others leave their cores at their next exit (the kick SGI forces one) and their
+    // cores acknowledge. This core answers for its own vCPUs meanwhile: they are not running
+    // (the caller is), and another core's reset may be waiting for them as this one waits.
+    let deadline = hw::now().saturating_add(hw::counter_frequency() * RESET_WAIT_US / 1_000_000);
+    let mut spins = 0u32;
+    while !r.life.snapshot().reset_ready(g) {
+        if spins.is_multiple_of(64) {
+            pcpu::ack_local_stops();
+            if hw::now() > deadline {
+                let stuck = (0..d.vcpus.len())
+                    .find(|&i| i != me && r.vcpus[i].state() != super::VcpuState::Off)
+                    .unwrap_or(me);
+                hprintln!(
+                    "vm {}: vcpu {} did not leave its core for the reset; stopping the VM",
+                    d.name,
+                    stuck
+                );
+                return fail_reset(vm, g);
+            }
         }
-        let mut spins = 0u64;
-        while v.state() != VcpuState::Off && spins < 100_000_000 {
-            core::hint::spin_loop();
-            spins += 1;
-        }
+        spins = spins.wrapping_add(1);
+        core::hint::spin_loop();
     }
     pcpu::retire_local_vcpus(vm);
     console::vm_input_clear(vm);
     if let Err(e) = crate::vgic::reset_vm(vm) {
         hprintln!("vm {}: vGIC reset failed: {}", d.name, e);
-        return finish_vm(vm, VmEnd::Stopped);
+        return fail_reset(vm, g);
     }
     memory::wipe(vm);
     if let Err(e) = memory::load(vm) {
         hprintln!("vm {}: reload after reset failed: {}", d.name, e);
-        return finish_vm(vm, VmEnd::Stopped);
+        return fail_reset(vm, g);
     }
     let v0 = &r.vcpus[0];
-    v0.entry.store(d.entry_ipa, Ordering::Release);
-    v0.context.store(d.dtb_ipa, Ordering::Release);
-    v0.set(VcpuState::OnPending);
-    r.state.store(VmState::Running as u8, Ordering::Release);
+    let mut start = v0.start.lock();
+    *start = (d.entry_ipa, d.dtb_ipa);
+    let done = r.life.reset_complete(g, 0);
+    drop(start);
+    if done.is_err() {
+        // Only this reset's owner moves the VM out of `Resetting`: not reached.
+        return fail_reset(vm, g);
+    }
     barrier::dsb(barrier::ISH);
     pcpu::notify(vm, 0);
     Outcome::Off
 }
 
-/// Marks `vm` running with vCPU 0 ready to start (boot).
+/// Gives up reset `g` of `vm`: the VM is stopped (and counted off) instead.
+fn fail_reset(vm: usize, g: u32) -> Outcome {
+    if let Ok(ended) = get(vm).life.reset_fail(g) {
+        vm_ended(vm, VmEnd::Stopped, ended);
+    }
+    Outcome::Off
+}
+
+/// Marks `vm` running with vCPU 0 ready to start (boot), and counts it on the machine.
 pub(super) fn arm_boot_vcpu(vm: usize) {
     let d = desc(vm);
     let r = get(vm);
-    let v0 = &r.vcpus[0];
-    v0.entry.store(d.entry_ipa, Ordering::Relaxed);
-    v0.context.store(d.dtb_ipa, Ordering::Relaxed);
-    v0.set(VcpuState::OnPending);
-    r.state.store(VmState::Running as u8, Ordering::Release);
-    RUNNING_VMS.fetch_add(1, Ordering::AcqRel);
+    let mut start = r.vcpus[0].start.lock();
+    *start = (d.entry_ipa, d.dtb_ipa);
+    let started = r.life.boot(d.vcpus.len(), 0);
+    drop(start);
+    match started {
+        Ok(s) => {
+            let _ = RUNNING_VMS.count_on(s);
+        }
+        Err(e) => hprintln!("vm {}: cannot start ({:?})", d.name, e),
+    }
 }

@@ -9,12 +9,14 @@ pub mod boot;
 mod lifecycle;
 mod memory;
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use spin::Mutex;
+use tessera_lifecycle::{Lifecycle, RunningCount};
 
 pub use lifecycle::{finish_vm, reset_vm, start_vcpu, vcpu_off, Outcome, VmEnd};
 pub use memory::{ipa_to_pa, vm_ram_contains};
+pub use tessera_lifecycle::{VcpuState, VmState};
 
 use crate::arch::vcpu::{El1State, FpState};
 use crate::arch::{gic::vif::VifState, TrapFrame};
@@ -25,27 +27,8 @@ pub const MAX_VMS: usize = 16;
 pub const MAX_VCPUS: usize = 8;
 pub const MAX_PCPUS: usize = 16;
 pub const MAX_MEM_REGIONS: usize = 4;
-
-/// vCPU power states (PSCI's view plus a stop request in flight).
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VcpuState {
-    Off = 0,
-    OnPending = 1,
-    On = 2,
-    StopRequested = 3,
-}
-
-impl VcpuState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => VcpuState::OnPending,
-            2 => VcpuState::On,
-            3 => VcpuState::StopRequested,
-            _ => VcpuState::Off,
-        }
-    }
-}
+// A VM's lifecycle word holds every vCPU's state.
+const _: () = assert!(MAX_VCPUS <= tessera_lifecycle::MAX_VCPUS);
 
 /// Everything a vCPU needs to continue where it left off, while it is not on its core.
 #[derive(Clone, Copy, Debug)]
@@ -77,11 +60,16 @@ impl SavedContext {
     }
 }
 
-/// A vCPU at run time: its power state, where it starts next, and its saved context.
+/// A vCPU at run time: where it starts next and its saved context. Its power state is part of
+/// its VM's lifecycle word ([`Vm::life`]), which every state change goes through.
 pub struct Vcpu {
-    state: AtomicU8,
-    entry: AtomicU64,
-    context: AtomicU64,
+    /// Its VM and its index there (fixed).
+    vm: u8,
+    index: u8,
+    /// Where it starts next, `(entry, x0)`: written under this lock around the transition that
+    /// makes it `OnPending` (CPU_ON, boot, reset), read under it after the one that makes it
+    /// `On`, so a start always sees the start point of the call that started it.
+    start: Mutex<(u64, u64)>,
     /// Its context while it is off its core. Only the vCPU's own core touches it (vCPUs are
     /// pinned), so the lock is never contended; it keeps that rule checked.
     pub saved: Mutex<SavedContext>,
@@ -90,82 +78,69 @@ pub struct Vcpu {
 impl Vcpu {
     const fn new() -> Self {
         Vcpu {
-            state: AtomicU8::new(0),
-            entry: AtomicU64::new(0),
-            context: AtomicU64::new(0),
+            vm: 0,
+            index: 0,
+            start: Mutex::new((0, 0)),
             saved: Mutex::new(SavedContext::RESET),
         }
     }
 
+    fn life(&self) -> &'static Lifecycle {
+        &VMS_LIVE[self.vm as usize].life
+    }
+
+    /// Its power state (one load of the VM's lifecycle word).
+    #[inline]
     pub fn state(&self) -> VcpuState {
-        VcpuState::from_u8(self.state.load(Ordering::Acquire))
+        self.life().snapshot().vcpu(self.index as usize)
     }
 
-    fn set(&self, s: VcpuState) {
-        self.state.store(s as u8, Ordering::Release);
+    /// Its core loads it: `OnPending` → `On`. Returns where it starts, `(entry, x0)`, or
+    /// `None` if it was not starting.
+    pub fn core_start(&self) -> Option<(u64, u64)> {
+        self.life().core_start(self.index as usize).ok()?;
+        Some(*self.start.lock())
     }
 
-    /// Atomically moves the state `from` → `to`; false if it was not `from`.
-    pub fn transition(&self, from: VcpuState, to: VcpuState) -> bool {
-        self.state
-            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// Its core has taken it off (its interrupts returned): `StopRequested` → `Off`. False if
+    /// no stop was requested.
+    pub fn core_stop(&self) -> bool {
+        self.life().core_stop(self.index as usize).is_ok()
     }
-
-    /// Where a vCPU in `OnPending` starts: `(entry, x0)`.
-    pub fn start_point(&self) -> (u64, u64) {
-        (
-            self.entry.load(Ordering::Acquire),
-            self.context.load(Ordering::Acquire),
-        )
-    }
-}
-
-/// VM states.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmState {
-    Running = 0,
-    Resetting = 1,
-    Off = 2,
 }
 
 /// A VM at run time.
 pub struct Vm {
-    state: AtomicU8,
+    /// The VM's state, every vCPU's power state and its reset count, changed only by the
+    /// lifecycle's atomic transitions (`lifecycle.rs`).
+    life: Lifecycle,
     exit_code: AtomicU32,
     vttbr: AtomicU64,
     /// Physical base of each `mem` region (each region is physically contiguous).
     region_pa: [AtomicU64; MAX_MEM_REGIONS],
     fault_reports: AtomicU32,
-    resets: AtomicU32,
     pub vcpus: [Vcpu; MAX_VCPUS],
 }
 
 impl Vm {
     const fn new() -> Self {
         Vm {
-            state: AtomicU8::new(VmState::Off as u8),
+            life: Lifecycle::new(),
             exit_code: AtomicU32::new(0),
             vttbr: AtomicU64::new(0),
             region_pa: [const { AtomicU64::new(0) }; MAX_MEM_REGIONS],
             fault_reports: AtomicU32::new(0),
-            resets: AtomicU32::new(0),
             vcpus: [const { Vcpu::new() }; MAX_VCPUS],
         }
     }
 
     pub fn state(&self) -> VmState {
-        match self.state.load(Ordering::Acquire) {
-            0 => VmState::Running,
-            1 => VmState::Resetting,
-            _ => VmState::Off,
-        }
+        self.life.snapshot().vm()
     }
 
     /// How many times the VM was reset since the machine booted.
     pub fn resets(&self) -> u32 {
-        self.resets.load(Ordering::Relaxed)
+        self.life.snapshot().generation()
     }
 
     pub fn vttbr(&self) -> u64 {
@@ -187,10 +162,27 @@ impl Vm {
     }
 }
 
-static VMS_LIVE: [Vm; MAX_VMS] = [const { Vm::new() }; MAX_VMS];
+static VMS_LIVE: [Vm; MAX_VMS] = vms_live();
 
-/// Number of VMs not yet off; the machine powers off when it reaches 0.
-static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
+/// The run-time VM table, each vCPU knowing its VM and index.
+const fn vms_live() -> [Vm; MAX_VMS] {
+    let mut t = [const { Vm::new() }; MAX_VMS];
+    let mut vm = 0;
+    while vm < MAX_VMS {
+        let mut i = 0;
+        while i < MAX_VCPUS {
+            t[vm].vcpus[i].vm = vm as u8;
+            t[vm].vcpus[i].index = i as u8;
+            i += 1;
+        }
+        vm += 1;
+    }
+    t
+}
+
+/// Number of VMs not yet off; the machine powers off when it reaches 0. Each VM is counted on
+/// by its start and off by the one transition that ends it.
+static RUNNING_VMS: RunningCount = RunningCount::new();
 
 /// Physical MPIDR of each core, from the DTB.
 static CORE_MPIDR: [AtomicU64; MAX_PCPUS] = [const { AtomicU64::new(0) }; MAX_PCPUS];
