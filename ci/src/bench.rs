@@ -166,6 +166,8 @@ pub enum BaselineSource {
     Loop,
     /// The same measurement on an exclusive core (the scheduling figures).
     Exclusive,
+    /// The server's budget, in the same run (`budget_run`).
+    Budget,
 }
 
 impl BaselineSource {
@@ -174,6 +176,7 @@ impl BaselineSource {
             BaselineSource::Bare => "bare",
             BaselineSource::Loop => LOOP_BASELINE,
             BaselineSource::Exclusive => "exclusive",
+            BaselineSource::Budget => "budget",
         }
     }
 }
@@ -270,6 +273,7 @@ pub fn ratio_cell(r: &Record) -> String {
     let base = match r.baseline_source {
         Some(BaselineSource::Loop) => "loop",
         Some(BaselineSource::Exclusive) => "exclusive",
+        Some(BaselineSource::Budget) => "budget",
         _ => "bare",
     };
     match (r.value, r.baseline, r.ratio) {

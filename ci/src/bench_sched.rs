@@ -45,12 +45,22 @@ pub const RUNS: [(&str, &str); 9] = [
     ("jitter", "bench-sched-jitter"),
 ];
 
-/// One scheduling figure: (record name, run, guest figure, exclusive guest figure).
+/// What a scheduling figure is held against.
+#[derive(Clone, Copy)]
+enum Against {
+    /// This guest figure of the exclusive run.
+    Exclusive(&'static str),
+    /// This guest figure of the same run (`budget`: the server's budget).
+    Budget(&'static str),
+    Nothing,
+}
+
+/// One scheduling figure: record name, run, guest figure, baseline.
 struct Spec {
     name: &'static str,
     run: &'static str,
     figure: &'static str,
-    exclusive: Option<&'static str>,
+    against: Against,
 }
 
 const SPECS: [Spec; 10] = [
@@ -58,61 +68,61 @@ const SPECS: [Spec; 10] = [
         name: "vcpu_switch",
         run: "switch",
         figure: "virq_latency",
-        exclusive: Some("virq_latency"),
+        against: Against::Exclusive("virq_latency"),
     },
     Spec {
         name: "vcpu_switch_gap",
         run: "switch",
         figure: "spin_gap",
-        exclusive: None,
+        against: Against::Nothing,
     },
     Spec {
         name: "sched_overhead_n1",
         run: "n1",
         figure: "hvc_roundtrip",
-        exclusive: Some("hvc_roundtrip"),
+        against: Against::Exclusive("hvc_roundtrip"),
     },
     Spec {
         name: "sched_overhead_n2",
         run: "n2",
         figure: "hvc_roundtrip",
-        exclusive: Some("hvc_roundtrip"),
+        against: Against::Exclusive("hvc_roundtrip"),
     },
     Spec {
         name: "sched_overhead_n4",
         run: "n4",
         figure: "hvc_roundtrip",
-        exclusive: Some("hvc_roundtrip"),
+        against: Against::Exclusive("hvc_roundtrip"),
     },
     Spec {
         name: "sched_overhead_n8",
         run: "n8",
         figure: "hvc_roundtrip",
-        exclusive: Some("hvc_roundtrip"),
+        against: Against::Exclusive("hvc_roundtrip"),
     },
     Spec {
         name: "sched_overhead_n16",
         run: "n16",
         figure: "hvc_roundtrip",
-        exclusive: Some("hvc_roundtrip"),
+        against: Against::Exclusive("hvc_roundtrip"),
     },
     Spec {
         name: "budget_run",
         run: "overrun",
         figure: "budget_run",
-        exclusive: None,
+        against: Against::Budget("budget"),
     },
     Spec {
         name: "budget_overrun",
         run: "overrun",
         figure: "budget_overrun",
-        exclusive: None,
+        against: Against::Nothing,
     },
     Spec {
         name: "release_jitter",
         run: "jitter",
         figure: "release_jitter",
-        exclusive: Some("release_jitter"),
+        against: Against::Exclusive("release_jitter"),
     },
 ];
 
@@ -131,8 +141,15 @@ pub fn records(gic: u8, runs: &Runs) -> Vec<Record> {
     SPECS
         .iter()
         .map(|s| {
-            let t: Option<&Figure> = run_of(runs, s.run).and_then(|p| p.figure(s.figure));
-            let b: Option<&Figure> = s.exclusive.and_then(|e| excl.and_then(|p| p.figure(e)));
+            let run = run_of(runs, s.run);
+            let t: Option<&Figure> = run.and_then(|p| p.figure(s.figure));
+            let (b, source): (Option<&Figure>, _) = match s.against {
+                Against::Exclusive(e) => {
+                    (excl.and_then(|p| p.figure(e)), BaselineSource::Exclusive)
+                }
+                Against::Budget(e) => (run.and_then(|p| p.figure(e)), BaselineSource::Budget),
+                Against::Nothing => (None, BaselineSource::Exclusive),
+            };
             let value = t.map(|f| f.median);
             let baseline = b.map(|f| f.median);
             Record {
@@ -143,7 +160,7 @@ pub fn records(gic: u8, runs: &Runs) -> Vec<Record> {
                     .or(b)
                     .map_or_else(|| "ticks".to_string(), |f| f.unit.clone()),
                 baseline,
-                baseline_source: b.map(|_| BaselineSource::Exclusive),
+                baseline_source: b.map(|_| source),
                 baseline_max: b.map(|f| f.max),
                 ratio: super::ratio(value, baseline),
                 max: t.map(|f| f.max),
@@ -161,8 +178,8 @@ pub fn delta(r: &Record) -> Option<i64> {
     }
 }
 
-/// The scheduling table: shared-core median/max, exclusive median/max, delta of the medians,
-/// ratio.
+/// The scheduling table: shared-core median/max, exclusive (or budget) median/max, delta of
+/// the medians, ratio.
 pub fn table(gic: u8, records: &[Record]) -> String {
     const N: usize = 22;
     const W: usize = 15;
@@ -172,7 +189,7 @@ pub fn table(gic: u8, records: &[Record]) -> String {
         "{:N$} | {:>W$} {:>W$} {:>8} {:>8}",
         format!("GICv{gic} (ticks)"),
         "shared med/max",
-        "exclusive",
+        "excl./budget",
         "delta",
         "ratio"
     );
@@ -183,7 +200,9 @@ pub fn table(gic: u8, records: &[Record]) -> String {
     };
     for r in records {
         let d = delta(r).map_or_else(|| "-".to_string(), |d| format!("{d:+}"));
-        let q = r.ratio.map_or_else(|| "-".to_string(), |q| format!("{q:.2}x"));
+        let q = r
+            .ratio
+            .map_or_else(|| "-".to_string(), |q| format!("{q:.2}x"));
         let _ = writeln!(
             out,
             "{:N$} | {:>W$} {:>W$} {:>8} {:>8}",
@@ -207,7 +226,8 @@ pub const NOTES: [&str; 5] = [
     "sched_overhead_nN: null hypercall round trip on an EDF core with N servers (N-1 VMs blocked \
      in wfi); delta = the scheduler's cost per decision (charge, pick, re-arm CNTHP)",
     "budget_run/budget_overrun: a spinner with IRQs masked, periodic server of budget 250 us \
-     (15625 ticks) beside another spinner (EDF): its runs, and run - budget (0 when shorter)",
+     beside another spinner (EDF): its runs (against the budget in ticks), and run - budget \
+     (0 when shorter)",
     "release_jitter: start - release of periodic jobs (virtual-timer release, wfi with IRQs \
      masked) beside an rt-bench spin=1 neighbour below them (fixed priority); exclusive: the \
      same jobs alone",
@@ -230,7 +250,8 @@ pub fn run_all(
     for (i, (key, config)) in RUNS.iter().enumerate() {
         let what = format!("[sched {}/{}] {config} GICv{gic}", i + 1, RUNS.len());
         let r = (|| -> Result<Parsed> {
-            let hb = HypervisorBuild::new(paths, board, config, Some(gic), Vec::new(), false, None)?;
+            let hb =
+                HypervisorBuild::new(paths, board, config, Some(gic), Vec::new(), false, None)?;
             println!("xtask: bench: {what}: building ...");
             let built = builder.build_hypervisor(&hb)?;
             let spec = QemuSpec {
@@ -283,6 +304,11 @@ mod tests {
 [probe] bench: hvc_roundtrip median=45 max=300 min=44 samples=1000 unit=ticks
 [probe] bench: done
 ";
+    const OVERRUN: &str = "\
+[theta] bench: budget_run median=15519 max=15630 min=15472 samples=150 unit=ticks
+[theta] bench: budget_overrun median=0 max=5 min=0 samples=150 unit=ticks
+[theta] bench: budget median=15625 max=15625 min=15625 samples=1 unit=ticks
+";
 
     #[test]
     fn records_against_exclusive() {
@@ -290,6 +316,7 @@ mod tests {
             ("excl", Ok(parse_log(EXCL))),
             ("n4", Ok(parse_log(N4))),
             ("switch", Err("timed out".into())),
+            ("overrun", Ok(parse_log(OVERRUN))),
         ];
         let r = records(3, &runs);
         assert_eq!(r.len(), SPECS.len());
@@ -308,7 +335,21 @@ mod tests {
         assert_eq!(delta(sw), None);
         // No exclusive equivalent: no baseline.
         let o = get("budget_overrun");
-        assert_eq!((o.value, o.baseline, o.baseline_source), (None, None, None));
+        assert_eq!(
+            (o.value, o.baseline, o.baseline_source),
+            (Some(0), None, None)
+        );
+        // Runs against the budget of the same run.
+        let b = get("budget_run");
+        assert_eq!(
+            (b.value, b.baseline, b.max),
+            (Some(15519), Some(15625), Some(15630))
+        );
+        assert_eq!(b.baseline_source, Some(BaselineSource::Budget));
+        assert_eq!(delta(b), Some(-106));
+        // Not run at all: nothing.
+        let j = get("release_jitter");
+        assert_eq!((j.value, j.samples), (None, None));
         let t = table(3, &r);
         let line = t
             .lines()
