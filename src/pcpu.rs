@@ -33,7 +33,8 @@ use crate::{hprintln, vgic};
 
 /// Most vCPUs (servers) one shared core runs (the config validator enforces the same).
 pub const MAX_SERVERS: usize = 16;
-/// Scheduler events each traced core keeps (the oldest are overwritten and counted).
+/// Scheduler events each traced core keeps (from the start of the run; later ones are dropped
+/// and counted).
 const TRACE_EVENTS: usize = 1024;
 
 type Scheduler = CoreScheduler<MAX_SERVERS, TRACE_EVENTS>;
@@ -60,6 +61,8 @@ impl From<vm::Outcome> for Exit {
 }
 
 /// Per-core state of a shared core (only its own core locks it, except the final trace dump).
+/// Its trace ring makes it ~25 KiB: a larger ring would have to be set up without a temporary
+/// on the 64 KiB EL2 stack.
 struct Shared {
     sched: Scheduler,
     /// Slot of the vCPU whose context is in the core's registers.
@@ -161,20 +164,20 @@ pub fn init_core(core: usize) {
         config::SchedPolicy::Edf => Policy::Edf,
         config::SchedPolicy::FixedPriority => Policy::FixedPriority,
     };
-    let mut sched = match Scheduler::new(policy, &params, hw::now()) {
-        Ok(s) => s,
-        Err(e) => {
-            hprintln!("core {}: invalid server set ({:?}); halting", core, e);
-            arch::halt_machine(70)
-        }
-    };
     let trace = PCPUS[core].trace;
-    sched.trace_ring_mut().set_enabled(trace);
-    *PCPU[core].shared.lock() = Some(Shared {
-        sched,
+    let mut guard = PCPU[core].shared.lock();
+    let sh = guard.insert(Shared {
+        sched: Scheduler::EMPTY,
         running: None,
         trace,
     });
+    if let Err(e) = sh.sched.reset(policy, &params, hw::now()) {
+        hprintln!("core {}: invalid server set ({:?}); halting", core, e);
+        arch::halt_machine(70);
+    }
+    sh.sched.trace_ring_mut().set_enabled(trace);
+    sh.sched.trace_ring_mut().set_keep_first(true);
+    drop(guard);
     gic::enable(gic::PPI_HYP_TIMER, core, vm::core_mpidr(core));
 }
 

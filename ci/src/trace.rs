@@ -56,11 +56,15 @@ pub enum EventKind {
     Block,
     /// A virtual interrupt was delivered to the server's vCPU.
     Inject,
+    /// The server's vCPU was powered on (VM start, PSCI CPU_ON, after a reset).
+    Online,
+    /// The server's vCPU was powered off (CPU_OFF, VM off, stopped or being reset).
+    Offline,
 }
 
 impl EventKind {
     /// Every kind, in legend order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Switch,
         EventKind::Idle,
         EventKind::Release,
@@ -69,6 +73,8 @@ impl EventKind {
         EventKind::Wake,
         EventKind::Block,
         EventKind::Inject,
+        EventKind::Online,
+        EventKind::Offline,
     ];
 
     /// The word of the trace format.
@@ -82,6 +88,8 @@ impl EventKind {
             EventKind::Wake => "wake",
             EventKind::Block => "block",
             EventKind::Inject => "inject",
+            EventKind::Online => "online",
+            EventKind::Offline => "offline",
         }
     }
 
@@ -700,12 +708,27 @@ fn mark_svg(out: &mut String, kind: MarkKind, x: f64, y: f64, col: &str) {
             l = x - 4.0,
             r = x + 4.0
         ),
+        MarkKind::Event(EventKind::Online) => writeln!(
+            out,
+            r##"<path class="mark online" d="M{l:.1},{t:.1} L{r:.1},{m:.1} L{l:.1},{b:.1} Z" fill="#2ca02c"/>"##,
+            l = x,
+            r = x + 7.0,
+            t = y + 1.0,
+            m = y + 5.0,
+            b = y + 9.0
+        ),
+        MarkKind::Event(EventKind::Offline) => writeln!(
+            out,
+            r##"<rect class="mark offline" x="{l:.1}" y="{t:.1}" width="3" height="12" fill="#555"/>"##,
+            l = x - 1.5,
+            t = y
+        ),
         MarkKind::Event(EventKind::Switch | EventKind::Idle) => Ok(()),
     };
 }
 
 /// The legend's entries: the mark and its meaning.
-const LEGEND: [(MarkKind, &str); 7] = [
+const LEGEND: [(MarkKind, &str); 9] = [
     (
         MarkKind::Event(EventKind::Release),
         "release (server period starts)",
@@ -728,6 +751,14 @@ const LEGEND: [(MarkKind, &str); 7] = [
         MarkKind::Event(EventKind::Inject),
         "inject (virtual interrupt delivered)",
     ),
+    (
+        MarkKind::Event(EventKind::Online),
+        "online (vCPU powered on)",
+    ),
+    (
+        MarkKind::Event(EventKind::Offline),
+        "offline (vCPU powered off)",
+    ),
 ];
 
 /// Draws `layout` as a standalone SVG document. `title` heads the picture; `warnings` are
@@ -744,7 +775,9 @@ pub fn render_svg(layout: &Layout, title: &str, warnings: &[String]) -> String {
         .sum();
     let axis_y = top + lanes_h;
     let legend_y = axis_y + 40.0;
-    let height = legend_y + 20.0 * 5.0 + 10.0;
+    // Legend: the run and idle swatches plus LEGEND's marks, three per row, 34 px a row.
+    let legend_rows = (LEGEND.len() + 2).div_ceil(3) as f64;
+    let height = legend_y + 34.0 * legend_rows + 10.0;
 
     let mut o = String::new();
     let _ = writeln!(

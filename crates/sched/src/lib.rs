@@ -301,9 +301,51 @@ pub struct CoreScheduler<const N: usize, const T: usize = 64> {
 }
 
 impl<const N: usize, const T: usize> CoreScheduler<N, T> {
-    /// A scheduler for `servers` (index = server number), all released at `now` with full
-    /// budget and all offline.
-    pub fn new(policy: Policy, servers: &[ServerParams], now: Ticks) -> Result<Self, SchedError> {
+    /// A scheduler with no servers (it never runs anything), to be set up in place with
+    /// [`reset`](Self::reset): a `static` can hold it without building a large value on a
+    /// small stack first.
+    pub const EMPTY: Self = Self {
+        policy: Policy::Edf,
+        n: 0,
+        servers: [Server::UNUSED; N],
+        last: 0,
+        current: None,
+        running: None,
+        woken: 0,
+        trace: TraceRing::new(),
+    };
+
+    /// Makes `self` the scheduler [`new`](Self::new) would return, in place (the trace ring
+    /// is emptied, its settings kept). On error `self` is unchanged.
+    pub fn reset(
+        &mut self,
+        policy: Policy,
+        servers: &[ServerParams],
+        now: Ticks,
+    ) -> Result<(), SchedError> {
+        Self::validate(servers)?;
+        self.policy = policy;
+        self.n = servers.len();
+        for (i, slot) in self.servers.iter_mut().enumerate() {
+            *slot = match servers.get(i) {
+                Some(&p) => Server {
+                    p,
+                    budget: p.budget,
+                    deadline: now.saturating_add(p.period),
+                    ..Server::UNUSED
+                },
+                None => Server::UNUSED,
+            };
+        }
+        self.last = now;
+        self.current = None;
+        self.running = None;
+        self.woken = 0;
+        self.trace.clear();
+        Ok(())
+    }
+
+    fn validate(servers: &[ServerParams]) -> Result<(), SchedError> {
         if servers.len() > N || servers.len() > MAX_SERVERS {
             return Err(SchedError::TooManyServers);
         }
@@ -318,6 +360,13 @@ impl<const N: usize, const T: usize> CoreScheduler<N, T> {
                 return Err(SchedError::BudgetExceedsPeriod { server: i });
             }
         }
+        Ok(())
+    }
+
+    /// A scheduler for `servers` (index = server number), all released at `now` with full
+    /// budget and all offline.
+    pub fn new(policy: Policy, servers: &[ServerParams], now: Ticks) -> Result<Self, SchedError> {
+        Self::validate(servers)?;
         let servers_state = core::array::from_fn(|i| match servers.get(i) {
             Some(&p) => Server {
                 p,

@@ -72,6 +72,8 @@ pub struct TraceRing<const C: usize> {
     len: usize,
     dropped: u64,
     enabled: bool,
+    /// When full, drop new events (keep the oldest) instead of overwriting the oldest.
+    keep_first: bool,
 }
 
 impl<const C: usize> Default for TraceRing<C> {
@@ -89,7 +91,14 @@ impl<const C: usize> TraceRing<C> {
             len: 0,
             dropped: 0,
             enabled: true,
+            keep_first: false,
         }
+    }
+
+    /// When full, keep the first events and drop (and count) new ones, instead of overwriting
+    /// the oldest: a trace then shows how a run started, e.g. a demo's schedule from boot.
+    pub fn set_keep_first(&mut self, keep_first: bool) {
+        self.keep_first = keep_first;
     }
 
     /// Switches recording on or off (events already recorded stay).
@@ -106,6 +115,10 @@ impl<const C: usize> TraceRing<C> {
     #[inline]
     pub fn push(&mut self, ev: TraceEvent) {
         if C == 0 || !self.enabled {
+            return;
+        }
+        if self.len == C && self.keep_first {
+            self.dropped = self.dropped.saturating_add(1);
             return;
         }
         let mut tail = self.head + self.len;

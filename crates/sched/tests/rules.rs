@@ -446,3 +446,45 @@ fn trace_records_the_story() {
     c.schedule(12);
     assert!(c.trace_ring().is_empty());
 }
+
+#[test]
+fn trace_ring_keep_first_drops_new_events_when_full() {
+    use tessera_sched::{TraceEvent, TraceKind, TraceRing};
+    let mut r = TraceRing::<2>::new();
+    r.set_keep_first(true);
+    for t in 0..5 {
+        r.push(TraceEvent {
+            time: t,
+            kind: TraceKind::Wake,
+            server: 0,
+            arg: 0,
+        });
+    }
+    let times: std::vec::Vec<u64> = r.iter().map(|e| e.time).collect();
+    assert_eq!(times, [0, 1]);
+    assert_eq!(r.dropped(), 3);
+}
+
+#[test]
+fn reset_in_place_equals_new() {
+    use tessera_sched::{CoreScheduler, Policy, ServerKind, ServerParams};
+    let params = [
+        ServerParams::new(ServerKind::Deferrable, 2, 10, 0),
+        ServerParams::new(ServerKind::Sporadic, 3, 12, 1),
+    ];
+    let mut a = CoreScheduler::<4, 8>::EMPTY;
+    assert!(a.schedule(5).run.is_none());
+    a.reset(Policy::FixedPriority, &params, 100).unwrap();
+    let mut b = CoreScheduler::<4, 8>::new(Policy::FixedPriority, &params, 100).unwrap();
+    for s in 0..2 {
+        a.set_online(s, true, 100).unwrap();
+        b.set_online(s, true, 100).unwrap();
+        a.wake(s, 100).unwrap();
+        b.wake(s, 100).unwrap();
+    }
+    for now in [100, 101, 102, 105, 110, 113, 130] {
+        assert_eq!(a.schedule(now), b.schedule(now));
+    }
+    let bad = [ServerParams::new(ServerKind::Polling, 0, 10, 0)];
+    assert!(a.reset(Policy::Edf, &bad, 0).is_err());
+}
