@@ -34,6 +34,13 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
             frame.x[3] = vm::desc(vm).vcpus.len() as u64;
         }
         Call::Shutdown => return vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)).into(),
+        Call::Doorbell => match crate::channel::doorbell(vm, frame.x[1], frame.x[2]) {
+            Ok(raised) => {
+                frame.x[0] = 0;
+                frame.x[1] = u64::from(raised);
+            }
+            Err(e) => frame.x[0] = e.as_reg(),
+        },
         Call::ResetCount => {
             frame.x[0] = 0;
             frame.x[1] = u64::from(vm::get(vm).resets());

@@ -6,6 +6,7 @@
 #![no_main]
 
 mod arch;
+mod channel;
 mod config;
 mod console;
 mod drivers;

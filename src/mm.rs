@@ -20,6 +20,12 @@ pub fn phys_to_mmio<T>(pa: u64) -> *const T {
     pa as usize as *const T
 }
 
+/// The pointer through which the hypervisor reaches RAM at physical `pa` (identity map).
+/// Dereferencing it is the caller's business (and needs its own SAFETY argument).
+pub fn phys_to_ptr(pa: PhysAddr) -> *mut u8 {
+    pa.0 as usize as *mut u8
+}
+
 /// Sets up the allocator over `ram`, minus the `reserved` ranges (hypervisor image, DTB).
 pub fn init_frames(
     ram: PhysRange,

@@ -93,6 +93,11 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
                 .map_err(|_| "more than 64 interrupts passed through")?;
         }
     }
+    // Channel doorbells: owned like passed-through SPIs, but purely virtual.
+    for irq in crate::channel::doorbells_of(vm) {
+        spis.push(irq)
+            .map_err(|_| "more than 64 interrupts passed through or doorbells")?;
+    }
     let mut mpidrs: heapless::Vec<u64, MAX_VCPUS> = heapless::Vec::new();
     for v in d.vcpus {
         mpidrs.push(v.mpidr).map_err(|_| "too many vCPUs")?;
@@ -227,13 +232,22 @@ fn kick(vm: usize, vcpu: usize) {
 }
 
 fn apply(vm: usize, fx: &Effects) {
-    for &intid in fx.phys_enable.iter() {
+    // Doorbells (crate::channel) have no physical interrupt to mirror.
+    for &intid in fx
+        .phys_enable
+        .iter()
+        .filter(|&&i| !crate::channel::is_doorbell(vm, i))
+    {
         // Hardware SPIs follow the guest's routing to the core of vCPU 0 at least; the model
         // re-targets on delivery.
         let core = pcpu_of(vm, 0);
         gic::enable(intid, core, vm::core_mpidr(core));
     }
-    for &intid in fx.phys_disable.iter() {
+    for &intid in fx
+        .phys_disable
+        .iter()
+        .filter(|&&i| !crate::channel::is_doorbell(vm, i))
+    {
         gic::disable(intid, 0);
     }
     for &intid in fx.phys_deactivate.iter() {
@@ -259,6 +273,20 @@ fn report_denied(vm: usize, offset: u64, write: bool) {
                 offset
             );
         }
+    }
+}
+
+/// Makes the purely virtual SPI `intid` of VM `vm` (a channel doorbell) pending and kicks the
+/// vCPU it is routed to. Returns false (and does nothing) if it was pending already, or the
+/// guest has it disabled (it stays pending, as on a GIC).
+pub fn inject_virtual(vm: usize, intid: u32) -> bool {
+    let target = MODELS[vm].lock().inject(0, intid, None);
+    match target {
+        Some(v) => {
+            kick(vm, v);
+            true
+        }
+        None => false,
     }
 }
 

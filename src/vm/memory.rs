@@ -17,6 +17,7 @@ pub enum BuildError {
     PlacementTaken { pa: u64, size: u64 },
     Map { ipa: u64 },
     ImageOutsideRam,
+    Channel(crate::channel::ChannelError),
 }
 
 impl core::fmt::Display for BuildError {
@@ -33,6 +34,7 @@ impl core::fmt::Display for BuildError {
             ),
             BuildError::Map { ipa } => write!(f, "stage-2 mapping failed at IPA {:#x}", ipa),
             BuildError::ImageOutsideRam => write!(f, "image or DTB outside the VM's RAM"),
+            BuildError::Channel(e) => write!(f, "{}", e),
         }
     }
 }
@@ -77,6 +79,7 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
         )
         .map_err(|_| BuildError::Map { ipa: dev.ipa })?;
     }
+    crate::channel::map_into(vm, &mut s2, &mut tables).map_err(BuildError::Channel)?;
     if d.vgic.version == crate::config::GicVersion::V2 {
         // The guest's GICC window is the hardware virtual CPU interface (GICV).
         let gicv = crate::config::BOARD.gic.gicv;

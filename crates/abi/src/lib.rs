@@ -33,6 +33,13 @@ pub enum Call {
     /// `x1 ← how many times this VM was reset (PSCI SYSTEM_RESET) since the machine booted`:
     /// the one thing a VM keeps across its own reset, like a reset-reason register.
     ResetCount = TESSERA_BASE + 5,
+    /// Ring the doorbell of class `x2` of channel `x1` (its index in the config, which the
+    /// guest's device tree gives as `tessera,channel`): the hypervisor makes the class's
+    /// virtual SPI pending in the receiving VM. Only the channel's sender may call it
+    /// ([`Error::Denied`] otherwise); an unknown channel or class is
+    /// [`Error::InvalidParameters`]. `x1 ← 1` if the interrupt became pending, `0` if it was
+    /// pending already (the call then did nothing).
+    Doorbell = TESSERA_BASE + 6,
 }
 
 impl Call {
@@ -46,6 +53,7 @@ impl Call {
             x if x == Call::Identity as u32 => Call::Identity,
             x if x == Call::Shutdown as u32 => Call::Shutdown,
             x if x == Call::ResetCount as u32 => Call::ResetCount,
+            x if x == Call::Doorbell as u32 => Call::Doorbell,
             _ => return None,
         })
     }
@@ -54,7 +62,7 @@ impl Call {
 /// ABI version reported by [`Call::Version`].
 pub const VERSION_MAJOR: u16 = 0;
 /// ABI version reported by [`Call::Version`].
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 
 /// Largest buffer one [`Call::ConsoleWrite`] accepts.
 pub const CONSOLE_WRITE_MAX: u64 = 4096;
@@ -102,6 +110,7 @@ mod tests {
             Call::Identity,
             Call::Shutdown,
             Call::ResetCount,
+            Call::Doorbell,
         ] {
             assert_eq!(Call::from_id(c as u32 as u64), Some(c));
         }
