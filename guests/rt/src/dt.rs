@@ -12,9 +12,9 @@ use crate::boot::MAX_CPUS;
 use crate::smccc::Conduit;
 
 /// The fdt parser mode: byte-aligned input, errors instead of panics.
-type Mode<'a> = (UnalignedParser<'a>, NoPanic);
-type Dt<'a> = Fdt<'a, Mode<'a>>;
-type DtNode<'a> = Node<'a, Mode<'a>>;
+pub(crate) type Mode<'a> = (UnalignedParser<'a>, NoPanic);
+pub(crate) type Dt<'a> = Fdt<'a, Mode<'a>>;
+pub(crate) type DtNode<'a> = Node<'a, Mode<'a>>;
 
 /// Largest DTB the runtime accepts (QEMU's `virt` DTB is 1 MiB, padded).
 const DTB_MAX: usize = 4 << 20;
@@ -398,7 +398,7 @@ pub fn parse_u64(s: &str) -> Option<u64> {
 }
 
 /// Parses the header at `dtb` and returns the tree and its size.
-fn open(dtb: usize) -> Result<(Dt<'static>, usize), FdtError> {
+pub(crate) fn open(dtb: usize) -> Result<(Dt<'static>, usize), FdtError> {
     if dtb == 0 || !dtb.is_multiple_of(4) {
         return Err(FdtError::BadPtr);
     }
@@ -421,14 +421,14 @@ fn open(dtb: usize) -> Result<(Dt<'static>, usize), FdtError> {
     Ok((Fdt::new_unaligned_fallible(bytes)?, size))
 }
 
-fn is_compatible(node: &DtNode<'static>, with: &str) -> Result<bool, FdtError> {
+pub(crate) fn is_compatible(node: &DtNode<'static>, with: &str) -> Result<bool, FdtError> {
     Ok(node
         .property::<Compatible>()?
         .is_some_and(|c| c.compatible_with(with)))
 }
 
 /// The `reg` entries of a node (none if it has no `reg`; entries that do not parse are skipped).
-fn regs(node: &DtNode<'static>) -> Result<impl Iterator<Item = MemRegion>, FdtError> {
+pub(crate) fn regs(node: &DtNode<'static>) -> Result<impl Iterator<Item = MemRegion>, FdtError> {
     Ok(node
         .reg()?
         .into_iter()
@@ -438,7 +438,7 @@ fn regs(node: &DtNode<'static>) -> Result<impl Iterator<Item = MemRegion>, FdtEr
 }
 
 /// A big-endian `u32` cell property value, if present and well-formed.
-fn u32_property(node: &DtNode<'static>, name: &str) -> Result<Option<u32>, FdtError> {
+pub(crate) fn u32_property(node: &DtNode<'static>, name: &str) -> Result<Option<u32>, FdtError> {
     Ok(node
         .raw_property(name)?
         .and_then(|p| p.value.try_into().ok())
@@ -447,7 +447,7 @@ fn u32_property(node: &DtNode<'static>, name: &str) -> Result<Option<u32>, FdtEr
 
 /// The node's `interrupts`, decoded as GIC specifiers of `cells` cells (`<type number flags>`;
 /// type 0 = SPI, 1 = PPI). Specifiers of other shapes are skipped.
-fn interrupts(
+pub(crate) fn interrupts(
     node: &DtNode<'static>,
     cells: usize,
 ) -> Result<impl Iterator<Item = DtIrq>, FdtError> {

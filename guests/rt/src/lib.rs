@@ -11,6 +11,8 @@
 //! - [`exception`]: EL1 vectors, a hookable synchronous handler and fault probes.
 //! - [`irq`], [`gic`]: interrupts (GICv2/GICv3 from the device tree, handlers, SGIs).
 //! - [`timer`]: the virtual counter and virtual timer.
+//! - [`ring`]: Tessera's inter-VM channels (found in the DT; send, receive by priority,
+//!   wait for a doorbell).
 //! - [`cpu`]: the current CPU's index, starting other CPUs.
 //! - [`exit`]: end the guest with an exit code (see docs/internals.md).
 //!
@@ -41,6 +43,7 @@ mod mmu;
 mod panic;
 mod power;
 pub mod psci;
+pub mod ring;
 pub mod smccc;
 pub mod tessera;
 pub mod timer;

@@ -66,3 +66,9 @@ pub fn console_write_raw(ipa: u64, len: u64) -> Result<usize, Option<Error>> {
 pub fn shutdown(code: u32) -> Option<Error> {
     call(Call::Shutdown, u64::from(code), 0, 0).err().flatten()
 }
+
+/// [`Call::Doorbell`]: ring the doorbell of `class` of channel `channel` (this VM must be its
+/// sender). `Ok(true)`: the receiver's interrupt became pending; `Ok(false)`: it already was.
+pub fn doorbell(channel: u32, class: u8) -> Result<bool, Option<Error>> {
+    call(Call::Doorbell, u64::from(channel), u64::from(class), 0).map(|r| r[1] != 0)
+}

@@ -1,0 +1,604 @@
+//! `ring`: inter-VM channel tests for Tessera (guests/rt's `ring` API over crates/ring).
+//!
+//! The bootargs pick a mode (`mode=<name>`) and its parameters; every line starts with
+//! `ring: <mode>:`; the guest exits 0 on success and 1 after a `FAILED` line.
+//!
+//! Every message carries a header: sequence number (u32, per channel and class, from 0),
+//! send time (CNTVCT, u64; Tessera keeps CNTVOFF at 0, so VMs share the clock), a checksum
+//! (u32) over the rest; the payload bytes follow from the sequence number.
+//!
+//! - `ping tx=<chan> rx=<chan> n=<N> size=<bytes>`: N round trips on class 0; each reply must
+//!   carry the same sequence number and a valid checksum. Prints the round-trip times.
+//! - `pong tx=<chan> rx=<chan> n=<N>`: checks each message and sends it back.
+//! - `send chan=<c> class=<k> n=<N> size=<bytes> period_us=<P>`: N messages, one every P µs
+//!   (0: as fast as the ring takes them, retrying on Full).
+//! - `flood chan=<c> class=<k> ms=<T> size=<bytes>`: sends as fast as it can for T ms,
+//!   counting Full (never retrying a message: the next one gets the next sequence number only
+//!   once one was accepted).
+//! - `full chan=<c> class=<k>`: sends until the class refuses: must be Full after exactly
+//!   `slots` messages, and stay Full.
+//! - `garbage chan=<c> n=<N>`: writes N rounds of impossible producer indices and slot
+//!   lengths into the region, ringing the doorbell each time, then stops.
+//! - `rx expect=<chan>:<N> ... [hi=<chan>] [untrusted=<chan>] [delay_ms=<D>]
+//!   [timeout_ms=<T>]`: receives from every receiving channel end, highest class first
+//!   across channels (by each channel's top class), waiting for doorbells when idle. Each
+//!   message of a trusted channel must have a valid checksum and the next sequence number of
+//!   its class. Ends when every `expect` count is reached (and, for an `untrusted` channel,
+//!   at least one violation was seen); prints per-channel, per-class counts, violations and,
+//!   for the `hi` channel, one-way latency (median, p99, max).
+#![no_std]
+#![no_main]
+
+use core::fmt;
+
+use tessera_guest_rt::dt::parse_u64;
+use tessera_guest_rt::ring::{self, Receiver, RecvError, SendError, Sender, SharedMem};
+use tessera_guest_rt::{entry, irq, println, timer, BootInfo};
+
+entry!(main);
+
+/// Bytes before the payload: seq u32, time u64, checksum u32.
+const HEADER: usize = 16;
+/// Largest message this guest handles.
+const BUF: usize = 2048;
+/// Latency samples kept.
+const MAX_SAMPLES: usize = 8192;
+
+struct Failed;
+
+macro_rules! fail {
+    ($mode:expr, $($arg:tt)*) => {{
+        println!("ring: {}: FAILED {}", $mode, format_args!($($arg)*));
+        return Err(Failed);
+    }};
+}
+
+type Outcome = Result<(), Failed>;
+
+fn main(info: &'static BootInfo) -> u32 {
+    let mode = info.bootarg("mode").unwrap_or("");
+    let r = match mode {
+        "ping" => ping(info),
+        "pong" => pong(info),
+        "send" => send(info),
+        "flood" => flood(info),
+        "full" => full(info),
+        "garbage" => garbage(info),
+        "rx" => rx(info),
+        _ => {
+            println!("ring: FAILED unknown mode {:?}", mode);
+            Err(Failed)
+        }
+    };
+    match r {
+        Ok(()) => 0,
+        Err(Failed) => 1,
+    }
+}
+
+fn arg(info: &BootInfo, key: &str, default: u64) -> u64 {
+    info.bootarg(key).and_then(parse_u64).unwrap_or(default)
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    // FNV-1a.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Builds message `seq` of `len` bytes (at least HEADER) into `buf`.
+fn build(buf: &mut [u8], seq: u32, len: usize, time: u64) {
+    let len = len.max(HEADER);
+    buf[0..4].copy_from_slice(&seq.to_le_bytes());
+    buf[4..12].copy_from_slice(&time.to_le_bytes());
+    for (i, b) in buf[HEADER..len].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    let c = checksum_of(&buf[..len]);
+    buf[12..16].copy_from_slice(&c.to_le_bytes());
+}
+
+/// The checksum of a message: over everything but the checksum field.
+fn checksum_of(m: &[u8]) -> u32 {
+    let head = checksum(&m[..12]);
+    head ^ checksum(&m[HEADER..]).rotate_left(7)
+}
+
+/// A received message's sequence number and time, if its checksum holds.
+fn check(m: &[u8]) -> Option<(u32, u64)> {
+    if m.len() < HEADER {
+        return None;
+    }
+    let want = u32::from_le_bytes(m[12..16].try_into().ok()?);
+    if checksum_of(m) != want {
+        return None;
+    }
+    let seq = u32::from_le_bytes(m[0..4].try_into().ok()?);
+    // The payload must also be the one `seq` implies (the checksum covers it; this checks the
+    // generator too).
+    let ok = m[HEADER..]
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (seq as usize).wrapping_mul(31).wrapping_add(i) as u8);
+    ok.then(|| {
+        (
+            seq,
+            u64::from_le_bytes(m[4..12].try_into().unwrap_or([0; 8])),
+        )
+    })
+}
+
+fn open_tx(mode: &str, name: &str) -> Result<Sender, Failed> {
+    let Some(c) = ring::find(name) else {
+        fail!(mode, "no channel end named {:?} in the device tree", name);
+    };
+    Sender::open(&c).map_err(|e| {
+        println!("ring: {}: FAILED open {}: {:?}", mode, name, e);
+        Failed
+    })
+}
+
+fn open_rx(mode: &str, name: &str) -> Result<Receiver, Failed> {
+    let Some(c) = ring::find(name) else {
+        fail!(mode, "no channel end named {:?} in the device tree", name);
+    };
+    let r = Receiver::open(&c).map_err(|e| {
+        println!("ring: {}: FAILED open {}: {:?}", mode, name, e);
+        Failed
+    })?;
+    if let Err(e) = r.enable_doorbells() {
+        fail!(mode, "doorbells of {}: {:?}", name, e);
+    }
+    Ok(r)
+}
+
+fn init_irq(mode: &str) -> Outcome {
+    if let Err(e) = irq::init() {
+        fail!(mode, "irq::init: {:?}", e);
+    }
+    irq::enable_local();
+    Ok(())
+}
+
+/// Latency statistics in µs: (median, p99, max) of `samples` (sorted in place).
+fn stats(samples: &mut [u64]) -> (u64, u64, u64) {
+    if samples.is_empty() {
+        return (0, 0, 0);
+    }
+    samples.sort_unstable();
+    let n = samples.len();
+    let us = timer::us_from_ticks;
+    (
+        us(samples[n / 2]),
+        us(samples[(n * 99 / 100).min(n - 1)]),
+        us(samples[n - 1]),
+    )
+}
+
+struct Us(u64, u64, u64);
+impl fmt::Display for Us {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "median {} us p99 {} us max {} us",
+            self.0, self.1, self.2
+        )
+    }
+}
+
+/// Waits (doorbells) for the next message on `r`.
+fn recv_one(r: &mut Receiver, buf: &mut [u8]) -> Result<ring::Received, RecvError> {
+    loop {
+        if let Some(m) = r.try_recv(buf)? {
+            return Ok(m);
+        }
+        ring::wait(&mut [r]);
+    }
+}
+
+fn ping(info: &BootInfo) -> Outcome {
+    let m = "ping";
+    init_irq(m)?;
+    let mut tx = open_tx(m, info.bootarg("tx").unwrap_or("ping"))?;
+    let mut rx = open_rx(m, info.bootarg("rx").unwrap_or("pong"))?;
+    let n = arg(info, "n", 10_000) as u32;
+    let size = (arg(info, "size", 64) as usize).clamp(HEADER, BUF);
+    println!("ring: ping: {} round trips of {} bytes", n, size);
+    let mut out = [0u8; BUF];
+    let mut inb = [0u8; BUF];
+    static mut RTT: [u64; MAX_SAMPLES] = [0; MAX_SAMPLES];
+    // SAFETY: only this function, on one CPU, ever touches RTT.
+    let rtt = unsafe { &mut *core::ptr::addr_of_mut!(RTT) };
+    let mut kept = 0;
+    for seq in 0..n {
+        let t0 = timer::now();
+        build(&mut out, seq, size, t0);
+        loop {
+            match tx.send(0, &out[..size]) {
+                Ok(()) => break,
+                Err(SendError::Full) => ring::wait(&mut [&mut rx]),
+                Err(e) => fail!(m, "send {}: {:?}", seq, e),
+            }
+        }
+        let got = match recv_one(&mut rx, &mut inb) {
+            Ok(g) => g,
+            Err(e) => fail!(m, "receive {}: {:?}", seq, e),
+        };
+        match check(&inb[..got.len]) {
+            Some((s, _)) if s == seq && got.len == size => {}
+            Some((s, _)) => fail!(
+                m,
+                "reply {} carries sequence {} ({} bytes)",
+                seq,
+                s,
+                got.len
+            ),
+            None => fail!(m, "reply {} has a bad checksum", seq),
+        }
+        if kept < MAX_SAMPLES {
+            rtt[kept] = timer::now() - t0;
+            kept += 1;
+        }
+    }
+    let (med, p99, max) = stats(&mut rtt[..kept]);
+    println!(
+        "ring: ping: {} round trips ok (sequence and checksum checked both ways), rtt {}",
+        n,
+        Us(med, p99, max)
+    );
+    println!(
+        "ring: ping: doorbells {} (already pending {}), doorbells taken {}",
+        tx.doorbells,
+        tx.doorbells_already_pending,
+        ring::doorbells_taken()
+    );
+    Ok(())
+}
+
+fn pong(info: &BootInfo) -> Outcome {
+    let m = "pong";
+    init_irq(m)?;
+    let mut rx = open_rx(m, info.bootarg("rx").unwrap_or("ping"))?;
+    let mut tx = open_tx(m, info.bootarg("tx").unwrap_or("pong"))?;
+    let n = arg(info, "n", 10_000) as u32;
+    let mut buf = [0u8; BUF];
+    for seq in 0..n {
+        let got = match recv_one(&mut rx, &mut buf) {
+            Ok(g) => g,
+            Err(e) => fail!(m, "receive {}: {:?}", seq, e),
+        };
+        match check(&buf[..got.len]) {
+            Some((s, _)) if s == seq => {}
+            Some((s, _)) => fail!(m, "message {} carries sequence {}", seq, s),
+            None => fail!(m, "message {} has a bad checksum", seq),
+        }
+        loop {
+            match tx.send(0, &buf[..got.len]) {
+                Ok(()) => break,
+                Err(SendError::Full) => core::hint::spin_loop(),
+                Err(e) => fail!(m, "send {}: {:?}", seq, e),
+            }
+        }
+    }
+    println!("ring: pong: {} messages checked and returned", n);
+    Ok(())
+}
+
+fn send(info: &BootInfo) -> Outcome {
+    let m = "send";
+    let name = info.bootarg("chan").unwrap_or("");
+    let mut tx = open_tx(m, name)?;
+    let class = arg(info, "class", 0) as u8;
+    let n = arg(info, "n", 1000) as u32;
+    let size = (arg(info, "size", 64) as usize).clamp(HEADER, BUF);
+    let period = timer::ticks_from_us(arg(info, "period_us", 0));
+    let mut buf = [0u8; BUF];
+    let mut full = 0u64;
+    let mut next = timer::now();
+    for seq in 0..n {
+        if period != 0 {
+            while timer::now() < next {
+                core::hint::spin_loop();
+            }
+            next += period;
+        }
+        loop {
+            build(&mut buf, seq, size, timer::now());
+            match tx.send(class, &buf[..size]) {
+                Ok(()) => break,
+                Err(SendError::Full) => full += 1,
+                Err(e) => fail!(m, "{} seq {}: {:?}", name, seq, e),
+            }
+        }
+    }
+    println!(
+        "ring: send: {} class {}: {} messages sent, Full {} times, doorbells {}",
+        name, class, n, full, tx.doorbells
+    );
+    Ok(())
+}
+
+fn flood(info: &BootInfo) -> Outcome {
+    let m = "flood";
+    let name = info.bootarg("chan").unwrap_or("");
+    let mut tx = open_tx(m, name)?;
+    let class = arg(info, "class", 0) as u8;
+    let size = (arg(info, "size", 64) as usize).clamp(HEADER, BUF);
+    let end = timer::now() + timer::ticks_from_us(arg(info, "ms", 1000) * 1000);
+    let mut buf = [0u8; BUF];
+    let (mut seq, mut full) = (0u32, 0u64);
+    while timer::now() < end {
+        build(&mut buf, seq, size, timer::now());
+        match tx.send(class, &buf[..size]) {
+            Ok(()) => seq += 1,
+            Err(SendError::Full) => full += 1,
+            Err(e) => fail!(m, "{} seq {}: {:?}", name, seq, e),
+        }
+    }
+    println!(
+        "ring: flood: {} class {}: sent {}, Full {} times, doorbells {} (already pending {})",
+        name, class, seq, full, tx.doorbells, tx.doorbells_already_pending
+    );
+    Ok(())
+}
+
+fn full(info: &BootInfo) -> Outcome {
+    let m = "full";
+    let name = info.bootarg("chan").unwrap_or("");
+    let mut tx = open_tx(m, name)?;
+    let class = arg(info, "class", 0) as u8;
+    let Some(slots) = tx.info().classes.get(usize::from(class)).map(|c| c.slots) else {
+        fail!(m, "{} has no class {}", name, class);
+    };
+    let mut buf = [0u8; BUF];
+    let mut sent = 0u32;
+    loop {
+        build(&mut buf, sent, HEADER, timer::now());
+        match tx.send(class, &buf[..HEADER]) {
+            Ok(()) => sent += 1,
+            Err(SendError::Full) => break,
+            Err(e) => fail!(m, "{}: {:?}", name, e),
+        }
+        if sent > slots {
+            fail!(
+                m,
+                "{} accepted {} messages but has {} slots",
+                name,
+                sent,
+                slots
+            );
+        }
+    }
+    if sent != slots {
+        fail!(
+            m,
+            "Full after {} messages, but the class has {} slots",
+            sent,
+            slots
+        );
+    }
+    // Still full: nothing was consumed (the receiver waits before it reads).
+    build(&mut buf, sent, HEADER, timer::now());
+    if tx.send(class, &buf[..HEADER]) != Err(SendError::Full) {
+        fail!(m, "a second send did not return Full");
+    }
+    println!(
+        "ring: full: {} class {}: Full after {} messages ({} slots), and again at once: ok",
+        name, class, sent, slots
+    );
+    Ok(())
+}
+
+fn garbage(info: &BootInfo) -> Outcome {
+    let m = "garbage";
+    let name = info.bootarg("chan").unwrap_or("");
+    let mut tx = open_tx(m, name)?;
+    let n = arg(info, "n", 200);
+    let layout = *tx.producer().layout();
+    let mem = *tx.producer().mem();
+    let mut x: u32 = 0x1234_5678;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let mut writes = 0u64;
+    for round in 0..n {
+        for (k, cl) in layout.classes().iter().enumerate() {
+            // Every slot's length word: beyond the slot size.
+            for s in 0..cl.geometry.slot_count {
+                mem.store_u32(cl.slot_offset(s), cl.geometry.slot_size + 1 + rnd() % 4096);
+                writes += 1;
+            }
+            // The producer index: alternately far ahead (impossible) and one ahead (so that
+            // the bad length is read).
+            let consumer = mem.load_u32(cl.consumer_index_offset());
+            let p = if round % 2 == 0 {
+                consumer.wrapping_add(cl.geometry.slot_count + 1 + rnd() % 1000)
+            } else {
+                consumer.wrapping_add(1)
+            };
+            mem.store_u32(cl.producer_index_offset(), p);
+            writes += 1;
+            tx.ring(k as u8);
+        }
+        let until = timer::now() + timer::ticks_from_us(500);
+        while timer::now() < until {
+            core::hint::spin_loop();
+        }
+    }
+    println!(
+        "ring: garbage: {}: {} rounds, {} bad words written, {} doorbells",
+        name, n, writes, tx.doorbells
+    );
+    Ok(())
+}
+
+/// Per receiving channel: what `rx` counted.
+struct RxState {
+    rx: Receiver,
+    expect: u64,
+    trusted: bool,
+    hi: bool,
+    /// Next sequence number per class.
+    next: [u32; ring::MAX_CLASSES],
+    received: [u64; ring::MAX_CLASSES],
+    bad: u64,
+    violations: u64,
+}
+
+impl RxState {
+    fn total(&self) -> u64 {
+        self.received.iter().sum()
+    }
+    fn done(&self) -> bool {
+        self.total() >= self.expect && (self.trusted || self.violations > 0)
+    }
+}
+
+fn rx(info: &BootInfo) -> Outcome {
+    let m = "rx";
+    init_irq(m)?;
+    let hi_name = info.bootarg("hi").unwrap_or("");
+    let untrusted = info.bootarg("untrusted").unwrap_or("");
+    let mut chans: heapless::Vec<RxState, { ring::MAX_CHANNELS }> = heapless::Vec::new();
+    for c in ring::channels().iter().filter(|c| c.rx) {
+        let expect = info
+            .bootarg_values("expect")
+            .filter_map(|e| e.split_once(':'))
+            .find(|(n, _)| *n == c.name.as_str())
+            .and_then(|(_, v)| parse_u64(v))
+            .unwrap_or(0);
+        let st = RxState {
+            rx: open_rx(m, c.name.as_str())?,
+            expect,
+            trusted: c.name.as_str() != untrusted,
+            hi: c.name.as_str() == hi_name,
+            next: [0; ring::MAX_CLASSES],
+            received: [0; ring::MAX_CLASSES],
+            bad: 0,
+            violations: 0,
+        };
+        let _ = chans.push(st);
+    }
+    if chans.is_empty() {
+        fail!(m, "no receiving channel end in the device tree");
+    }
+    // Highest top class first (then channel number).
+    chans.sort_unstable_by_key(|c| (core::cmp::Reverse(c.rx.top_class()), c.rx.info().index));
+    let delay = arg(info, "delay_ms", 0);
+    if delay > 0 {
+        let until = timer::now() + timer::ticks_from_us(delay * 1000);
+        while timer::now() < until {
+            core::hint::spin_loop();
+        }
+    }
+    let deadline = timer::now() + timer::ticks_from_us(arg(info, "timeout_ms", 60_000) * 1000);
+    static mut LAT: [u64; MAX_SAMPLES] = [0; MAX_SAMPLES];
+    // SAFETY: only this function, on one CPU, ever touches LAT.
+    let lat = unsafe { &mut *core::ptr::addr_of_mut!(LAT) };
+    let mut kept = 0;
+    let mut buf = [0u8; BUF];
+    while !chans.iter().all(RxState::done) {
+        if timer::now() > deadline {
+            for c in &chans {
+                println!(
+                    "ring: rx: {}: {} of {} messages, {} violations at the timeout",
+                    c.rx.info().name,
+                    c.total(),
+                    c.expect,
+                    c.violations
+                );
+            }
+            fail!(m, "timeout");
+        }
+        let mut got = false;
+        for c in chans.iter_mut() {
+            match c.rx.try_recv(&mut buf) {
+                Ok(None) => continue,
+                Ok(Some(msg)) => {
+                    let now = timer::now();
+                    let k = usize::from(msg.class);
+                    c.received[k] += 1;
+                    match check(&buf[..msg.len]) {
+                        Some((seq, t)) if seq == c.next[k] => {
+                            c.next[k] = seq.wrapping_add(1);
+                            if c.hi && k + 1 == c.rx.info().classes.len() && kept < MAX_SAMPLES {
+                                lat[kept] = now.saturating_sub(t);
+                                kept += 1;
+                            }
+                        }
+                        other => {
+                            c.bad += 1;
+                            if c.trusted {
+                                match other {
+                                    Some((seq, _)) => fail!(
+                                        m,
+                                        "{} class {}: sequence {} where {} was due",
+                                        c.rx.info().name,
+                                        k,
+                                        seq,
+                                        c.next[k]
+                                    ),
+                                    None => {
+                                        fail!(m, "{} class {}: bad checksum", c.rx.info().name, k)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(RecvError::Violation { .. }) => {
+                    c.violations += 1;
+                    if c.trusted {
+                        fail!(
+                            m,
+                            "{}: protocol violation by a trusted peer",
+                            c.rx.info().name
+                        );
+                    }
+                }
+                Err(e) => fail!(m, "{}: {:?}", c.rx.info().name, e),
+            }
+            // One message at a time, then the highest channel again.
+            got = true;
+            break;
+        }
+        if !got {
+            let mut rs: heapless::Vec<&mut Receiver, { ring::MAX_CHANNELS }> =
+                chans.iter_mut().map(|c| &mut c.rx).collect();
+            ring::wait(&mut rs);
+        }
+    }
+    for c in &chans {
+        let n = c.rx.info().classes.len();
+        println!(
+            "ring: rx: {}: {} messages, per class {:?}, violations {}, bad {} ({})",
+            c.rx.info().name,
+            c.total(),
+            &c.received[..n],
+            c.violations,
+            c.bad,
+            if c.trusted {
+                "trusted: all checked"
+            } else {
+                "untrusted"
+            }
+        );
+    }
+    if kept > 0 {
+        let (med, p99, max) = stats(&mut lat[..kept]);
+        println!(
+            "ring: rx: {} latency over {} messages: {}",
+            hi_name,
+            kept,
+            Us(med, p99, max)
+        );
+    }
+    println!("ring: rx: ok, doorbells taken {}", ring::doorbells_taken());
+    Ok(())
+}
