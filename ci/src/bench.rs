@@ -675,16 +675,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     let mut sched_runs = 0;
     let sched = match o.gics.first().filter(|_| with_sched) {
         Some(&gic) => {
-            let (runs, failed) = sched::run_all(
-                paths,
-                &mut builder,
-                &o.board,
-                &o.cpu,
-                &o.memory,
-                gic,
-                &dir,
-                o.timeout,
-            )?;
+            let (runs, failed) = sched::run_all(paths, &mut builder, o, gic, &dir)?;
             failures += failed;
             sched_runs = runs.len();
             Some(sched::records(gic, &runs))

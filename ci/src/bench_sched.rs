@@ -23,11 +23,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{timed_run, BaselineSource, Figure, Parsed, Record, ICOUNT};
+use super::{timed_run, BaselineSource, Figure, Options, Parsed, Record, ICOUNT};
 use crate::images::{Builder, HypervisorBuild};
 use crate::qemu::QemuSpec;
 use crate::util::Paths;
@@ -233,17 +232,14 @@ pub const NOTES: [&str; 5] = [
      same jobs alone",
 ];
 
-/// Builds and runs every scheduling config for GIC version `gic` (`filter`: only the runs
-/// whose key starts with it); returns the outcomes and the number of failed runs.
+/// Builds and runs every scheduling config for GIC version `gic` (logs in `dir`); returns the
+/// outcomes and the number of failed runs.
 pub fn run_all(
     paths: &Paths,
     builder: &mut Builder,
-    board: &str,
-    cpu: &str,
-    memory: &str,
+    o: &Options,
     gic: u8,
     dir: &Path,
-    timeout: Duration,
 ) -> Result<(Runs, usize)> {
     let mut runs: Runs = Vec::new();
     let mut failures = 0;
@@ -251,15 +247,15 @@ pub fn run_all(
         let what = format!("[sched {}/{}] {config} GICv{gic}", i + 1, RUNS.len());
         let r = (|| -> Result<Parsed> {
             let hb =
-                HypervisorBuild::new(paths, board, config, Some(gic), Vec::new(), false, None)?;
+                HypervisorBuild::new(paths, &o.board, config, Some(gic), Vec::new(), false, None)?;
             println!("xtask: bench: {what}: building ...");
             let built = builder.build_hypervisor(&hb)?;
             let spec = QemuSpec {
                 kernel: built.image,
                 gic,
-                cpu: cpu.to_string(),
+                cpu: o.cpu.clone(),
                 smp: super::config_cores(&hb.config_path)?,
-                memory: memory.to_string(),
+                memory: o.memory.clone(),
                 virtualization: true,
                 gdb: false,
                 semihosting: false,
@@ -271,7 +267,7 @@ pub fn run_all(
                 &what,
                 &spec,
                 &dir.join(format!("gicv{gic}-{config}.log")),
-                timeout,
+                o.timeout,
             )
         })()
         .map_err(|e| format!("{e:#}"));
