@@ -6,10 +6,17 @@
 //! every other CPU of its DTB with PSCI `CPU_ON` (each prints a line and powers off), waits for
 //! all of them to be off, and exits 0 (`hello: ok`).
 //! On any failure it prints `hello: FAILED <why>` and exits 1.
+//!
+//! `race=N race-with=K` (under Tessera) races the VM lifecycle instead: on every boot vCPU 0
+//! starts vCPU 1, both wait for a flag in the VM's own RAM, then vCPU 0 calls SYSTEM_RESET
+//! while vCPU 1 calls (after a delay that varies per round) `off` SYSTEM_OFF, `shutdown` the
+//! Shutdown hypercall, `cpuoff` CPU_OFF, `reset` SYSTEM_RESET too, or `cpuon` CPU_ON of vCPU 2
+//! (3 vCPUs). After N resets (the ResetCount hypercall) it prints `hello: race done after N
+//! resets` and ends as usual; `off`/`shutdown` end the VM the first time they win.
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
 use tessera_guest_rt::console::{self, ReadLineError};
@@ -53,6 +60,9 @@ macro_rules! fail {
 }
 
 fn run(info: &'static BootInfo) -> Result<(), Failed> {
+    if let Some(v) = info.bootarg("race") {
+        return race(info, v);
+    }
     println!("hello: hello, world");
     if let Some(e) = info.dt_error {
         fail!("cannot read the device tree at {:#x}: {}", info.dtb.base, e);
@@ -337,4 +347,122 @@ fn cpus(info: &BootInfo) -> Result<(), Failed> {
     }
     println!("hello: all {} vcpus done", n);
     Ok(())
+}
+
+/// What vCPU 1 does against vCPU 0's SYSTEM_RESET in `race=N` mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum RaceWith {
+    Off = 1,
+    Shutdown = 2,
+    CpuOff = 3,
+    Reset = 4,
+    CpuOn = 5,
+}
+
+/// Race mode state, in the VM's own RAM (wiped and reloaded by every reset).
+static RACE_WITH: AtomicU8 = AtomicU8::new(0);
+static RACE_DELAY: AtomicU64 = AtomicU64::new(0);
+static RACER_READY: AtomicBool = AtomicBool::new(false);
+static RACE_GO: AtomicBool = AtomicBool::new(false);
+
+fn race(info: &'static BootInfo, rounds: &str) -> Result<(), Failed> {
+    let Some(rounds) = parse_u64(rounds) else {
+        fail!("bad race={} in bootargs", rounds)
+    };
+    let (with, name) = match info.bootarg("race-with") {
+        Some("off") => (RaceWith::Off, "SYSTEM_OFF"),
+        Some("shutdown") => (RaceWith::Shutdown, "Shutdown"),
+        Some("cpuoff") => (RaceWith::CpuOff, "CPU_OFF"),
+        Some("reset") => (RaceWith::Reset, "SYSTEM_RESET"),
+        Some("cpuon") => (RaceWith::CpuOn, "CPU_ON of vcpu 2"),
+        other => fail!("bad race-with={:?} in bootargs", other),
+    };
+    if !info.tessera {
+        fail!("race=N needs Tessera (it counts the resets)");
+    }
+    let need = if with == RaceWith::CpuOn { 3 } else { 2 };
+    if info.cpu_count() < need || cpu::index() != 0 {
+        fail!("race-with={} needs {} vcpus, booting on vcpu 0", name, need);
+    }
+    let Some(conduit) = info.psci else {
+        fail!("no PSCI node in the device tree")
+    };
+    let done = match tessera::reset_count() {
+        Ok(n) => n,
+        Err(e) => fail!("ResetCount hypercall failed: {:?}", e),
+    };
+    if done == 0 {
+        println!(
+            "hello: racing SYSTEM_RESET against {} for {} rounds",
+            name, rounds
+        );
+    }
+    if done >= rounds {
+        println!("hello: race done after {} resets", done);
+        return Ok(());
+    }
+    RACE_WITH.store(with as u8, Ordering::SeqCst);
+    // The racer's head start varies from round to round around the point where the two calls
+    // reach the hypervisor together.
+    RACE_DELAY.store((done * 37) % 97, Ordering::SeqCst);
+    if let Err(e) = cpu::start(1, racer) {
+        fail!("CPU_ON of the racer: {:?}", e);
+    }
+    let deadline = CNTVCT_EL0.get() + CPU_TIMEOUT_SECS * CNTFRQ_EL0.get().max(1);
+    while !RACER_READY.load(Ordering::Acquire) {
+        if CNTVCT_EL0.get() > deadline {
+            fail!("the racer never started (round {})", done + 1);
+        }
+        core::hint::spin_loop();
+    }
+    RACE_GO.store(true, Ordering::Release);
+    let err = psci::system_reset(conduit);
+    if matches!(with, RaceWith::Off | RaceWith::Shutdown | RaceWith::Reset) {
+        // The racer won: the VM is off or being reset by vCPU 1, which stops this vCPU.
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    fail!("SYSTEM_RESET returned {:?} (round {})", err, done + 1)
+}
+
+/// vCPU 1 in race mode.
+fn racer(_index: usize) {
+    let Some(conduit) = tessera_guest_rt::boot_info().psci else {
+        return;
+    };
+    RACER_READY.store(true, Ordering::Release);
+    while !RACE_GO.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    busy(RACE_DELAY.load(Ordering::Relaxed));
+    match RACE_WITH.load(Ordering::Relaxed) {
+        1 => {
+            let _ = psci::system_off(conduit);
+        }
+        2 => {
+            let _ = tessera::shutdown(0);
+        }
+        3 => {
+            let _ = psci::cpu_off(conduit);
+        }
+        4 => {
+            let _ = psci::system_reset(conduit);
+        }
+        _ => {
+            let _ = cpu::start(2, spin_quietly);
+        }
+    }
+    // Refused: the reset won and stops this vCPU.
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// vCPU 2 of `race-with=cpuon`: spins until the reset stops it.
+fn spin_quietly(_index: usize) {
+    loop {
+        core::hint::spin_loop();
+    }
 }
