@@ -25,18 +25,10 @@ use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use crate::arch::psci::{self, func, ret};
 use crate::vm::MAX_PCPUS;
 
-/// SMCCC_VERSION (arch service function 0).
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
-/// SMCCC_ARCH_FEATURES: does the firmware implement arch-service function x1?
-pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
-/// SMCCC_ARCH_WORKAROUND_1: branch predictor invalidation (Spectre v2).
-pub const WORKAROUND_1: u32 = 0x8000_8000;
-/// SMCCC_ARCH_WORKAROUND_2: speculative store bypass safe mode, x1 = 1 on / 0 off.
-pub const WORKAROUND_2: u32 = 0x8000_7fff;
-/// SMCCC_ARCH_WORKAROUND_3: branch history invalidation (Spectre-BHB; implies WA1's effect).
-pub const WORKAROUND_3: u32 = 0x8000_3fff;
-/// SMCCC's "not required" return (WA2).
-pub const NOT_REQUIRED: i64 = -2;
+pub use tessera_abi::smccc::arch::{
+    FEATURES as SMCCC_ARCH_FEATURES, NOT_REQUIRED, VERSION as SMCCC_VERSION, WORKAROUND_1,
+    WORKAROUND_2, WORKAROUND_3,
+};
 
 /// The three workarounds, in the order of the per-core cache.
 const WORKAROUNDS: [u32; 3] = [WORKAROUND_1, WORKAROUND_2, WORKAROUND_3];

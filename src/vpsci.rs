@@ -6,6 +6,11 @@ use crate::arch::TrapFrame;
 use crate::pcpu::Exit;
 use crate::vm::{self, Outcome, VcpuState, VmEnd};
 
+use tessera_abi::smccc::arch::RANGE as ARCH_RANGE;
+
+const CPU_ON32: u32 = func::smc32(func::CPU_ON);
+const AFFINITY_INFO32: u32 = func::smc32(func::AFFINITY_INFO);
+const CPU_SUSPEND32: u32 = func::smc32(func::CPU_SUSPEND);
 const PSCI_VERSION_1_1: u64 = 0x0001_0001;
 const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
 
@@ -14,9 +19,7 @@ const SMCCC_VERSION_1_1: u64 = 0x0001_0001;
 pub fn is_psci_or_arch(fid: u64) -> bool {
     let f = fid as u32 as u64 == fid;
     let id = fid as u32;
-    f && ((0x8400_0000..=0x8400_001f).contains(&id)
-        || (0xc400_0000..=0xc400_001f).contains(&id)
-        || (0x8000_0000..=0x8000_ffff).contains(&id))
+    f && (func::RANGE32.contains(&id) || func::RANGE64.contains(&id) || ARCH_RANGE.contains(&id))
 }
 
 /// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
@@ -38,9 +41,9 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
         func::SMCCC_VERSION => SMCCC_VERSION_1_1 as i64,
         func::VERSION => PSCI_VERSION_1_1 as i64,
         func::FEATURES => features(arg(1) as u32),
-        0x8400_0003 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),
+        CPU_ON32 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),
         func::CPU_OFF => return vm::vcpu_off(vm, vcpu).into(),
-        0x8400_0004 | func::AFFINITY_INFO => affinity_info(vm, arg(1), arg(2)),
+        AFFINITY_INFO32 | func::AFFINITY_INFO => affinity_info(vm, arg(1), arg(2)),
         func::SYSTEM_OFF => return vm::finish_vm(vm, VmEnd::Exit(0)).into(),
         func::SYSTEM_RESET => match vm::reset_vm(vm) {
             Outcome::Off => return Exit::Off,
@@ -48,7 +51,7 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
             Outcome::Resume => ret::DENIED,
         },
         // Standby-style suspend: returning at once is a valid implementation.
-        0x8400_0001 | func::CPU_SUSPEND => ret::SUCCESS,
+        CPU_SUSPEND32 | func::CPU_SUSPEND => ret::SUCCESS,
         // "Trusted OS not present": no migration is needed.
         func::MIGRATE_INFO_TYPE => 2,
         _ => ret::NOT_SUPPORTED,
@@ -70,14 +73,14 @@ fn features(fid: u32) -> i64 {
         | func::VERSION
         | func::FEATURES
         | func::CPU_ON
-        | 0x8400_0003
+        | CPU_ON32
         | func::CPU_OFF
         | func::AFFINITY_INFO
-        | 0x8400_0004
+        | AFFINITY_INFO32
         | func::SYSTEM_OFF
         | func::SYSTEM_RESET
         | func::CPU_SUSPEND
-        | 0x8400_0001
+        | CPU_SUSPEND32
         | func::MIGRATE_INFO_TYPE => ret::SUCCESS,
         _ => ret::NOT_SUPPORTED,
     }

@@ -10,6 +10,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod smccc;
 pub mod status;
 
 /// Base of Tessera's function identifiers: SMCCC fast call, SMC64, owner 6.

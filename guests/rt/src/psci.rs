@@ -4,22 +4,24 @@ use core::fmt;
 
 use crate::smccc::{call, Conduit};
 
+use tessera_abi::smccc::psci;
+
 /// `PSCI_VERSION`.
-pub const VERSION: u32 = 0x8400_0000;
+pub const VERSION: u32 = psci::VERSION;
 /// `CPU_SUSPEND` (SMC64).
-pub const CPU_SUSPEND64: u32 = 0xC400_0001;
+pub const CPU_SUSPEND64: u32 = psci::CPU_SUSPEND;
 /// `CPU_OFF`.
-pub const CPU_OFF: u32 = 0x8400_0002;
+pub const CPU_OFF: u32 = psci::CPU_OFF;
 /// `CPU_ON` (SMC64).
-pub const CPU_ON64: u32 = 0xC400_0003;
+pub const CPU_ON64: u32 = psci::CPU_ON;
 /// `AFFINITY_INFO` (SMC64).
-pub const AFFINITY_INFO64: u32 = 0xC400_0004;
+pub const AFFINITY_INFO64: u32 = psci::AFFINITY_INFO;
 /// `SYSTEM_OFF`.
-pub const SYSTEM_OFF: u32 = 0x8400_0008;
+pub const SYSTEM_OFF: u32 = psci::SYSTEM_OFF;
 /// `SYSTEM_RESET`.
-pub const SYSTEM_RESET: u32 = 0x8400_0009;
+pub const SYSTEM_RESET: u32 = psci::SYSTEM_RESET;
 /// `PSCI_FEATURES`.
-pub const FEATURES: u32 = 0x8400_000A;
+pub const FEATURES: u32 = psci::FEATURES;
 
 /// PSCI error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,30 +1,12 @@
 //! Calls to the platform's PSCI firmware (PSCI 1.1, SMC conduit: what QEMU `virt` with
 //! virtualization=on offers).
 
-/// PSCI function identifiers (SMC64 where a 64-bit form exists).
+/// PSCI function identifiers and return codes (`tessera_abi::smccc`, shared with guests).
 pub mod func {
-    pub const VERSION: u32 = 0x8400_0000;
-    pub const CPU_SUSPEND: u32 = 0xc400_0001;
-    pub const CPU_OFF: u32 = 0x8400_0002;
-    pub const CPU_ON: u32 = 0xc400_0003;
-    pub const AFFINITY_INFO: u32 = 0xc400_0004;
-    pub const MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
-    pub const SYSTEM_OFF: u32 = 0x8400_0008;
-    pub const SYSTEM_RESET: u32 = 0x8400_0009;
-    pub const FEATURES: u32 = 0x8400_000a;
-    pub const SMCCC_VERSION: u32 = 0x8000_0000;
+    pub use tessera_abi::smccc::arch::VERSION as SMCCC_VERSION;
+    pub use tessera_abi::smccc::psci::*;
 }
-
-/// PSCI return codes.
-pub mod ret {
-    pub const SUCCESS: i64 = 0;
-    pub const NOT_SUPPORTED: i64 = -1;
-    pub const INVALID_PARAMETERS: i64 = -2;
-    pub const DENIED: i64 = -3;
-    pub const ALREADY_ON: i64 = -4;
-    pub const ON_PENDING: i64 = -5;
-    pub const INVALID_ADDRESS: i64 = -9;
-}
+pub use tessera_abi::smccc::psci::ret;
 
 /// An SMCCC fast call to the firmware (EL3) from EL2: `func` in w0, arguments in x1..x3;
 /// returns x0.
