@@ -76,6 +76,8 @@ pub struct Pcpu {
     shared: Mutex<Option<Shared>>,
     /// Another core changed the state of one of this core's vCPUs (start, stop, new interrupt).
     attention: AtomicBool,
+    /// The scheduler's timer fired: a budget ran out or a release/replenishment is due.
+    resched: AtomicBool,
     /// The running vCPU of a shared core, encoded `(vm << 8 | vcpu) + 1`; 0 = none.
     current: AtomicU32,
 }
@@ -85,6 +87,7 @@ impl Pcpu {
         Pcpu {
             shared: Mutex::new(None),
             attention: AtomicBool::new(false),
+            resched: AtomicBool::new(false),
             current: AtomicU32::new(0),
         }
     }
@@ -205,6 +208,9 @@ fn physical_irq(intid: u32) {
     if intid == gic::PPI_HYP_TIMER {
         // The scheduler's deadline: it is re-armed by the decision at the end of this exit.
         hw::hyp_timer_set(None);
+        PCPU[arch::core_index()]
+            .resched
+            .store(true, Ordering::Relaxed);
         gic::end_of_interrupt(intid);
         gic::deactivate(intid);
     } else {
@@ -309,7 +315,22 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
         return;
     };
     let p = &PCPU[core];
+    // Nothing that could change the decision happened (no timer, no wake-up, start or stop,
+    // the vCPU did not block): it continues without asking the scheduler. Its time is charged
+    // at the next decision; its budget is still enforced by the armed timer.
+    if exit == Exit::Resume
+        && !p.attention.load(Ordering::Relaxed)
+        && !p.resched.load(Ordering::Relaxed)
+    {
+        if let Some((vm, vcpu)) = current() {
+            if vm::get(vm).vcpus[vcpu].state() == VcpuState::On {
+                vgic::flush_if_dirty(vm, vcpu);
+                return;
+            }
+        }
+    }
     loop {
+        p.resched.store(false, Ordering::Relaxed);
         {
             let mut guard = p.shared.lock();
             let Some(sh) = guard.as_mut() else {
