@@ -18,7 +18,7 @@
 //! its list registers go back into the model, so a vCPU that is not running has all its
 //! interrupt state in the model and nothing in any core's registers.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use spin::Mutex;
 use tessera_vgic_model::{
@@ -91,6 +91,10 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
         for &irq in dev.irqs {
             spis.push(irq)
                 .map_err(|_| "more than 64 interrupts passed through")?;
+            // Static ownership (the validator made each device interrupt belong to one VM).
+            if let Some(o) = SPI_OWNER.get(irq as usize) {
+                o.store(vm as u8, Ordering::Relaxed);
+            }
         }
     }
     // Channel doorbells: owned like passed-through SPIs, but purely virtual.
@@ -470,8 +474,17 @@ fn unmask_timer(vm: usize, vcpu: usize) {
     }
 }
 
+/// Which VM owns each physical SPI passed through to a VM (`NO_OWNER`: none), filled once at
+/// boot from the config's device table. Delivering a physical interrupt reads only this: no
+/// other VM's vGIC lock is taken on the interrupt path.
+static SPI_OWNER: [AtomicU8; 1024] = [const { AtomicU8::new(NO_OWNER) }; 1024];
+const NO_OWNER: u8 = u8::MAX;
+
 fn owner_of(intid: u32) -> Option<usize> {
-    (0..crate::config::VMS.len()).find(|&vm| MODELS[vm].lock().owns(intid))
+    match SPI_OWNER.get(intid as usize)?.load(Ordering::Relaxed) {
+        NO_OWNER => None,
+        vm => Some(vm as usize),
+    }
 }
 
 fn encode(e: &LrEntry, state: LrState) -> u64 {
