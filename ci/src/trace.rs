@@ -243,8 +243,15 @@ pub fn parse(log: &str) -> Result<Trace, ParseError> {
         }
         if c.dropped != 0 {
             out.warnings.push(format!(
-                "core {}: {} events dropped (trace buffer full): gaps are not idle time",
-                c.core, c.dropped
+                "core {}: {} later events not recorded (trace buffer full): the trace ends at {} µs",
+                c.core,
+                c.dropped,
+                c.events
+                    .iter()
+                    .map(|e| e.tick)
+                    .max()
+                    .zip(c.events.iter().map(|e| e.tick).min())
+                    .map_or(0, |(hi, lo)| (hi - lo) * 1_000_000 / c.freq.max(1))
             ));
         }
         if c.events.windows(2).any(|w| w[1].tick < w[0].tick) {
@@ -1237,7 +1244,7 @@ mod tests {
             "no `trace core 0 end`",
             "2 events listed",
             "1 servers listed",
-            "7 events dropped",
+            "7 later events not recorded",
             "out of tick order",
         ] {
             assert!(w.contains(what), "{what} in {w}");
