@@ -627,8 +627,11 @@ proptest! {
                 let _ = off;
             }
             let phys = fx.phys_enable.iter().chain(&fx.phys_disable).chain(&fx.phys_deactivate);
+            // Physical effects only for interrupts with a physical side: the VM's own SPIs, or a
+            // private interrupt injected hardware-linked (the generator links any of them; the
+            // hypervisor links only the virtual timer, PPI 27).
             for i in phys {
-                prop_assert!(owned.contains(i));
+                prop_assert!(owned.contains(i) || *i < 32);
             }
         }
         // Draining after returning everything terminates.
