@@ -223,7 +223,8 @@ pub const NOTES: [&str; 5] = [
     "vcpu_switch_gap: the spinner's absence per probe wake-up (two switches + the probe's \
      interrupt and wfi trap); min/median/max of jumps of 5..1250 ticks in its CNTVCT reads",
     "sched_overhead_nN: null hypercall round trip on an EDF core with N servers (N-1 VMs blocked \
-     in wfi); delta = the scheduler's cost per decision (charge, pick, re-arm CNTHP)",
+     in wfi); delta = the shared core's cost per exit (an exit that changes nothing the \
+     scheduler decides on resumes without a decision)",
     "budget_run/budget_overrun: a spinner with IRQs masked, periodic server of budget 250 us \
      beside another spinner (EDF): its runs (against the budget in ticks), and run - budget \
      (0 when shorter)",
