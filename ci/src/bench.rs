@@ -489,22 +489,6 @@ pub fn to_json(records: &[Record]) -> String {
     out
 }
 
-/// The number of cores the config uses (highest `cpus` entry + 1), at least 1.
-fn config_cores(config: &Path) -> Result<u32> {
-    let v = util::read_toml(config)?;
-    let max = v
-        .get("vms")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|vm| vm.get("cpus").and_then(|c| c.as_array()))
-        .flatten()
-        .filter_map(|c| c.as_integer())
-        .max()
-        .unwrap_or(0);
-    u32::try_from(max + 1).with_context(|| format!("{}: bad cpus", config.display()))
-}
-
 /// Runs one QEMU, its console into `log`; the parsed log, or why the run is no good (with the
 /// log's tail).
 fn run_one(paths: &Paths, spec: &QemuSpec, log: &Path, timeout: Duration) -> Result<Parsed> {
@@ -628,7 +612,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 kernel: built.image,
                 gic,
                 cpu: o.cpu.clone(),
-                smp: config_cores(&hb.config_path)?.max(2),
+                smp: util::config_cores(&hb.config_path)?.max(2),
                 memory: o.memory.clone(),
                 virtualization: true,
                 gdb: false,

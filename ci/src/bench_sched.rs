@@ -255,7 +255,7 @@ pub fn run_all(
                 kernel: built.image,
                 gic,
                 cpu: o.cpu.clone(),
-                smp: super::config_cores(&hb.config_path)?,
+                smp: crate::util::config_cores(&hb.config_path)?,
                 memory: o.memory.clone(),
                 virtualization: true,
                 gdb: false,

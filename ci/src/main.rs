@@ -468,7 +468,7 @@ fn cmd_trace(paths: &Paths, args: TraceArgs) -> Result<i32> {
     let name = format!("{}-gic{}", hb.config_name, hb.gic);
     let smp = match args.smp {
         Some(n) => n,
-        None => trace::config_cores(&hb.config_path)?,
+        None => util::config_cores(&hb.config_path)?,
     };
     let mut extra = Vec::new();
     if !args.no_icount {

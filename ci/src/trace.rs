@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -1003,22 +1003,6 @@ pub struct Options {
     pub log: PathBuf,
     /// The QEMU run (`None`: draw an existing log).
     pub run: Option<(QemuSpec, Duration)>,
-}
-
-/// The number of cores a config uses (highest `cpus` entry + 1), at least 1.
-pub fn config_cores(config: &Path) -> Result<u32> {
-    let v = util::read_toml(config)?;
-    let max = v
-        .get("vms")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|vm| vm.get("cpus").and_then(|c| c.as_array()))
-        .flatten()
-        .filter_map(|c| c.as_integer())
-        .max()
-        .unwrap_or(0);
-    u32::try_from(max + 1).with_context(|| format!("{}: bad cpus", config.display()))
 }
 
 /// Runs QEMU (unless drawing an existing log), parses the trace, writes the SVG. Returns the

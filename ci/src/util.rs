@@ -180,3 +180,19 @@ pub fn read_toml(path: &Path) -> Result<toml::Value> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))
 }
+
+/// The number of cores a config uses (highest `cpus` entry + 1), at least 1.
+pub fn config_cores(config: &Path) -> Result<u32> {
+    let v = read_toml(config)?;
+    let max = v
+        .get("vms")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|vm| vm.get("cpus").and_then(|c| c.as_array()))
+        .flatten()
+        .filter_map(|c| c.as_integer())
+        .max()
+        .unwrap_or(0);
+    u32::try_from(max + 1).with_context(|| format!("{}: bad cpus", config.display()))
+}
