@@ -1384,7 +1384,7 @@ mod tests {
 
     #[test]
     fn sched_scenarios_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let all = crate::scenario::load_dir(&dir).unwrap();
         assert!(all.iter().any(|c| c.scenario.name == "sched-mix-edf-gicv3"));
     }
