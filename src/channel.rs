@@ -25,6 +25,7 @@ use tessera_stage2::{GuestPhysAddr, MemAttrs, PageTable, PhysAddr, Stage2};
 
 use crate::arch::cache;
 use crate::config::{ChannelDesc, ChannelNotify, CHANNELS, VMS};
+use crate::vm::VmId;
 use crate::{hprintln, mm};
 
 /// Most channels a build supports.
@@ -127,7 +128,7 @@ fn region(index: usize) -> Result<PhysAddr, ChannelError> {
 /// Maps every channel VM `vm` has an end of into its stage 2 (from `vm::memory::build`),
 /// allocating regions not built yet.
 pub fn map_into(
-    vm: usize,
+    vm: VmId,
     s2: &mut PageTable<Stage2>,
     tables: &mut mm::Tables,
 ) -> Result<(), ChannelError> {
@@ -136,7 +137,7 @@ pub fn map_into(
     }
     for (i, c) in CHANNELS.iter().enumerate() {
         for (end, ipa) in [(c.from_vm, c.ipa_from), (c.to_vm, c.ipa_to)] {
-            if end != vm {
+            if VmId(end) != vm {
                 continue;
             }
             let pa = region(i)?;
@@ -148,31 +149,31 @@ pub fn map_into(
 }
 
 /// The doorbell SPIs VM `vm` receives (owned by it in its virtual GIC, no physical link).
-pub fn doorbells_of(vm: usize) -> impl Iterator<Item = u32> {
+pub fn doorbells_of(vm: VmId) -> impl Iterator<Item = u32> {
     CHANNELS
         .iter()
-        .filter(move |c| c.to_vm == vm)
+        .filter(move |c| VmId(c.to_vm) == vm)
         .flat_map(|c| c.classes.iter().map(|k| k.irq))
 }
 
 /// Whether `intid` is a doorbell of VM `vm` (a purely virtual SPI).
-pub fn is_doorbell(vm: usize, intid: u32) -> bool {
+pub fn is_doorbell(vm: VmId, intid: u32) -> bool {
     doorbells_of(vm).any(|i| i == intid)
 }
 
 /// The `Doorbell` hypercall from VM `vm`: class `class` of channel `channel`. `Ok(true)`: the
 /// receiver's SPI became pending; `Ok(false)`: it was pending already.
-pub fn doorbell(vm: usize, channel: u64, class: u64) -> Result<bool, Error> {
+pub fn doorbell(vm: VmId, channel: u64, class: u64) -> Result<bool, Error> {
     let c = usize::try_from(channel)
         .ok()
         .and_then(|i| CHANNELS.get(i))
         .ok_or(Error::InvalidParameters)?;
-    if c.from_vm != vm {
+    if VmId(c.from_vm) != vm {
         return Err(Error::Denied);
     }
     let k = usize::try_from(class)
         .ok()
         .and_then(|i| c.classes.get(i))
         .ok_or(Error::InvalidParameters)?;
-    Ok(crate::vgic::inject_virtual(c.to_vm, k.irq))
+    Ok(crate::vgic::inject_virtual(VmId(c.to_vm), k.irq))
 }

@@ -12,7 +12,7 @@ use spin::Mutex;
 
 use crate::config::{BOARD, VMS};
 use crate::drivers::pl011::Pl011;
-use crate::vm::MAX_VMS;
+use crate::vm::{VmId, MAX_VMS};
 
 fn uart() -> Pl011 {
     Pl011::new(BOARD.console_uart)
@@ -68,8 +68,10 @@ macro_rules! hprintln {
 }
 
 /// One byte of VM `vm`'s console output; lines are emitted whole, prefixed with the VM's name.
-pub fn vm_output(vm: usize, byte: u8) {
-    let Some(line) = LINES.get(vm) else { return };
+pub fn vm_output(vm: VmId, byte: u8) {
+    let Some(line) = LINES.get(vm.index()) else {
+        return;
+    };
     let mut buf = line.0.lock();
     match byte {
         b'\r' => {}
@@ -84,8 +86,8 @@ pub fn vm_output(vm: usize, byte: u8) {
 }
 
 /// Emits what VM `vm` printed without a final newline (when it powers off).
-pub fn vm_flush(vm: usize) {
-    if let Some(line) = LINES.get(vm) {
+pub fn vm_flush(vm: VmId) {
+    if let Some(line) = LINES.get(vm.index()) {
         let mut buf = line.0.lock();
         if !buf.is_empty() {
             flush_line(vm, &mut buf);
@@ -93,8 +95,8 @@ pub fn vm_flush(vm: usize) {
     }
 }
 
-fn flush_line(vm: usize, buf: &mut Vec<u8, LINE_MAX>) {
-    let name = VMS.get(vm).map_or("?", |v| v.name);
+fn flush_line(vm: VmId, buf: &mut Vec<u8, LINE_MAX>) {
+    let name = VMS.get(vm.index()).map_or("?", |v| v.name);
     let _g = OUTPUT.lock();
     let _ = Raw.write_fmt(format_args!("[{}] ", name));
     for &b in buf.iter() {
@@ -138,22 +140,22 @@ fn poll_input(state: &mut InputState) {
 }
 
 /// Whether VM `vm` has input waiting (polls the UART first).
-pub fn vm_input_ready(vm: usize) -> bool {
+pub fn vm_input_ready(vm: VmId) -> bool {
     let mut s = INPUT.lock();
     poll_input(&mut s);
-    s.queues.get(vm).is_some_and(|q| !q.is_empty())
+    s.queues.get(vm.index()).is_some_and(|q| !q.is_empty())
 }
 
 /// Takes one input byte for VM `vm`.
-pub fn vm_input_pop(vm: usize) -> Option<u8> {
+pub fn vm_input_pop(vm: VmId) -> Option<u8> {
     let mut s = INPUT.lock();
     poll_input(&mut s);
-    s.queues.get_mut(vm).and_then(|q| q.pop_front())
+    s.queues.get_mut(vm.index()).and_then(|q| q.pop_front())
 }
 
 /// Drops input VM `vm` has not read yet (it is being reset).
-pub fn vm_input_clear(vm: usize) {
-    if let Some(q) = INPUT.lock().queues.get_mut(vm) {
+pub fn vm_input_clear(vm: VmId) {
+    if let Some(q) = INPUT.lock().queues.get_mut(vm.index()) {
         q.clear();
     }
 }

@@ -5,11 +5,12 @@ use tessera_stage2::GuestPhysAddr;
 
 use crate::arch::TrapFrame;
 use crate::pcpu::Exit;
-use crate::vm::{self, VmEnd};
+use crate::vm::{self, VcpuRef, VmEnd, VmId};
 use crate::{console, mm};
 
-/// Handles HVC function `frame.x[0]` for vCPU `vcpu` of `vm`.
-pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
+/// Handles HVC function `frame.x[0]` for vCPU `caller`.
+pub fn handle(frame: &mut TrapFrame, caller: VcpuRef) -> Exit {
+    let vm = caller.vm;
     let Some(call) = Call::from_id(frame.x[0]) else {
         frame.x[0] = Error::NotSupported.as_reg();
         return Exit::Resume;
@@ -29,8 +30,8 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
         },
         Call::Identity => {
             frame.x[0] = 0;
-            frame.x[1] = vm as u64;
-            frame.x[2] = vcpu as u64;
+            frame.x[1] = vm.index() as u64;
+            frame.x[2] = caller.vcpu.index() as u64;
             frame.x[3] = vm::desc(vm).vcpus.len() as u64;
         }
         Call::Shutdown => return vm::finish_vm(vm, VmEnd::Exit(frame.x[1] as u32)).into(),
@@ -51,7 +52,7 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
 
 /// Copies `len` bytes at guest-physical `ipa` to the VM's console, after checking every byte
 /// lies in the VM's own RAM.
-fn console_write(vm: usize, ipa: u64, len: u64) -> Result<u64, Error> {
+fn console_write(vm: VmId, ipa: u64, len: u64) -> Result<u64, Error> {
     if len > CONSOLE_WRITE_MAX || ipa.checked_add(len).is_none() {
         return Err(Error::InvalidParameters);
     }

@@ -11,6 +11,7 @@ mod config;
 mod console;
 mod drivers;
 mod hypercall;
+mod ids;
 mod mm;
 mod panic;
 mod pcpu;

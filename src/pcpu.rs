@@ -28,7 +28,7 @@ use tessera_sched::{CoreScheduler, Decision, Policy, ServerKind, ServerParams, T
 use crate::arch::vcpu::{self as hw, GuestControl, HCR_SHARED_EXTRA};
 use crate::arch::{self, gic, TrapFrame};
 use crate::config::{self, PcpuPolicy, PCPUS};
-use crate::vm::{self, SavedContext, VcpuState, MAX_PCPUS};
+use crate::vm::{self, CoreId, SavedContext, VcpuId, VcpuRef, VcpuState, VmId, MAX_PCPUS};
 use crate::{hprintln, vgic};
 
 /// Most vCPUs (servers) one shared core runs (the config validator enforces the same).
@@ -95,25 +95,49 @@ impl Pcpu {
 
 static PCPU: [Pcpu; MAX_PCPUS] = [const { Pcpu::new() }; MAX_PCPUS];
 
-fn this() -> (usize, &'static Pcpu) {
+fn this() -> (CoreId, &'static Pcpu) {
     let core = arch::core_index();
-    (core, &PCPU[core])
+    (core, pcpu(core))
 }
 
-fn encode(vm: usize, vcpu: usize) -> u32 {
-    ((vm as u32) << 8 | vcpu as u32) + 1
+/// The per-core state of `core`.
+#[inline(always)]
+fn pcpu(core: CoreId) -> &'static Pcpu {
+    &PCPU[core.index()]
 }
 
-/// The vCPU this core is running, as `(vm, vcpu)`. On an exclusive core: the one it hosts
-/// (whether or not it is on).
+/// The config's description of `core`.
+#[inline(always)]
+fn policy(core: CoreId) -> Option<&'static PcpuPolicy> {
+    PCPUS.get(core.index()).map(|p| &p.policy)
+}
+
+/// The vCPU a shared core's server slot (or an exclusive core's policy) names.
+#[inline(always)]
+fn vcpu_ref(vm: usize, vcpu: usize) -> VcpuRef {
+    VcpuRef::new(VmId(vm), VcpuId(vcpu))
+}
+
+/// The vCPU of server `s` of a shared core.
+#[inline(always)]
+fn server_vcpu(s: &config::ServerDesc) -> VcpuRef {
+    vcpu_ref(s.vm, s.vcpu)
+}
+
+fn encode(v: VcpuRef) -> u32 {
+    ((v.vm.index() as u32) << 8 | v.vcpu.index() as u32) + 1
+}
+
+/// The vCPU this core is running. On an exclusive core: the one it hosts (whether or not it
+/// is on).
 #[inline]
-pub fn current() -> Option<(usize, usize)> {
+pub fn current() -> Option<VcpuRef> {
     let core = arch::core_index();
-    match &PCPUS.get(core)?.policy {
-        PcpuPolicy::Exclusive { vm, vcpu } => Some((*vm, *vcpu)),
-        PcpuPolicy::Shared { .. } => match PCPU[core].current.load(Ordering::Relaxed) {
+    match policy(core)? {
+        PcpuPolicy::Exclusive { vm, vcpu } => Some(vcpu_ref(*vm, *vcpu)),
+        PcpuPolicy::Shared { .. } => match pcpu(core).current.load(Ordering::Relaxed) {
             0 => None,
-            c => Some((((c - 1) >> 8) as usize, ((c - 1) & 0xff) as usize)),
+            c => Some(vcpu_ref(((c - 1) >> 8) as usize, ((c - 1) & 0xff) as usize)),
         },
         PcpuPolicy::Idle => None,
     }
@@ -121,16 +145,13 @@ pub fn current() -> Option<(usize, usize)> {
 
 /// Whether this core runs several vCPUs (WFI trapped, scheduler active).
 pub fn is_shared() -> bool {
-    matches!(
-        PCPUS.get(arch::core_index()).map(|p| p.policy),
-        Some(PcpuPolicy::Shared { .. })
-    )
+    matches!(policy(arch::core_index()), Some(PcpuPolicy::Shared { .. }))
 }
 
-/// Tells the core of vCPU `vcpu` of `vm` that its state or its interrupts changed.
-pub fn notify(vm: usize, vcpu: usize) {
-    let core = vm::desc(vm).vcpus[vcpu].pcpu;
-    PCPU[core].attention.store(true, Ordering::Release);
+/// Tells the core of vCPU `v` that its state or its interrupts changed.
+pub fn notify(v: VcpuRef) {
+    let core = vm::core_of(v);
+    pcpu(core).attention.store(true, Ordering::Release);
     if core != arch::core_index() {
         gic::send_sgi(core, vm::core_mpidr(core), gic::SGI_KICK);
     }
@@ -138,8 +159,8 @@ pub fn notify(vm: usize, vcpu: usize) {
 
 /// Sets up this core's scheduler (shared cores) and its physical interrupts; called once per
 /// core before it enters [`run`].
-pub fn init_core(core: usize) {
-    let PcpuPolicy::Shared { policy, servers } = PCPUS[core].policy else {
+pub fn init_core(core: CoreId) {
+    let PcpuPolicy::Shared { policy, servers } = PCPUS[core.index()].policy else {
         return;
     };
     let freq = hw::counter_frequency();
@@ -167,8 +188,8 @@ pub fn init_core(core: usize) {
         config::SchedPolicy::Edf => Policy::Edf,
         config::SchedPolicy::FixedPriority => Policy::FixedPriority,
     };
-    let trace = PCPUS[core].trace;
-    let mut guard = PCPU[core].shared.lock();
+    let trace = PCPUS[core.index()].trace;
+    let mut guard = pcpu(core).shared.lock();
     let sh = guard.insert(Shared {
         sched: Scheduler::EMPTY,
         running: None,
@@ -189,7 +210,7 @@ pub fn init_core(core: usize) {
 pub extern "C" fn run() -> ! {
     let mut frame = TrapFrame::ZERO;
     // Look at every vCPU's state once: the boot vCPUs are already waiting to start.
-    PCPU[arch::core_index()]
+    pcpu(arch::core_index())
         .attention
         .store(true, Ordering::Release);
     end_exit(&mut frame, Exit::Off);
@@ -208,7 +229,7 @@ fn physical_irq(intid: u32) {
     if intid == gic::PPI_HYP_TIMER {
         // The scheduler's deadline: it is re-armed by the decision at the end of this exit.
         hw::hyp_timer_set(None);
-        PCPU[arch::core_index()]
+        pcpu(arch::core_index())
             .resched
             .store(true, Ordering::Relaxed);
         gic::end_of_interrupt(intid);
@@ -223,13 +244,14 @@ fn physical_irq(intid: u32) {
 #[inline]
 pub fn end_exit(frame: &mut TrapFrame, exit: Exit) {
     let core = arch::core_index();
-    match PCPUS.get(core).map(|p| &p.policy) {
+    match policy(core) {
         Some(&PcpuPolicy::Exclusive { vm, vcpu }) => {
+            let v = vcpu_ref(vm, vcpu);
             // The fast path of every exit on an exclusive core: the vCPU simply continues.
-            if matches!(exit, Exit::Resume) && vm::get(vm).vcpus[vcpu].state() == VcpuState::On {
-                vgic::flush_if_dirty(vm, vcpu);
+            if matches!(exit, Exit::Resume) && vm::vcpu(v).state() == VcpuState::On {
+                vgic::flush_if_dirty(v);
             } else {
-                exclusive(frame, vm, vcpu, exit)
+                exclusive(frame, v, exit)
             }
         }
         Some(PcpuPolicy::Shared { .. }) => shared(frame, core, exit),
@@ -239,35 +261,35 @@ pub fn end_exit(frame: &mut TrapFrame, exit: Exit) {
 
 /// An exclusive core whose vCPU stops or waits to start: the core idles until it is started.
 #[inline(never)]
-fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
-    let v = &vm::get(vm).vcpus[vcpu];
+fn exclusive(frame: &mut TrapFrame, id: VcpuRef, exit: Exit) {
+    let v = vm::vcpu(id);
     // It left the guest (off, stopped, reset) or was asked to stop: its interrupts go back to
     // the model first, then the stop is acknowledged (a reset of its VM waits for that).
     if exit != Exit::Resume || v.state() == VcpuState::StopRequested {
-        vgic::vcpu_leaves(vm, vcpu, false);
+        vgic::vcpu_leaves(id, false);
         let _ = v.core_stop();
     }
     loop {
         match v.state() {
             VcpuState::On => {
                 // A Resume exit whose vCPU is still on (nothing to do).
-                vgic::flush_if_dirty(vm, vcpu);
+                vgic::flush_if_dirty(id);
                 return;
             }
             VcpuState::StopRequested => {
-                vgic::vcpu_leaves(vm, vcpu, false);
+                vgic::vcpu_leaves(id, false);
                 let _ = v.core_stop();
             }
             VcpuState::OnPending => {
                 if let Some((entry, arg)) = v.core_start() {
                     defmt::info!(
                         "vm {=usize} vcpu {=usize}: start at {=u64:#x}",
-                        vm,
-                        vcpu,
+                        id.vm.index(),
+                        id.vcpu.index(),
                         entry
                     );
-                    load(frame, vm, vcpu, &SavedContext::fresh(entry, arg), 0);
-                    vgic::flush_if_dirty(vm, vcpu);
+                    load(frame, id, &SavedContext::fresh(entry, arg), 0);
+                    vgic::flush_if_dirty(id);
                     return;
                 }
             }
@@ -282,39 +304,39 @@ fn exclusive(frame: &mut TrapFrame, vm: usize, vcpu: usize, exit: Exit) {
 }
 
 /// Loads a vCPU's whole context into this core (its registers into `frame`).
-fn load(frame: &mut TrapFrame, vm: usize, vcpu: usize, ctx: &SavedContext, extra_hcr: u64) {
+fn load(frame: &mut TrapFrame, v: VcpuRef, ctx: &SavedContext, extra_hcr: u64) {
     GuestControl {
         extra_hcr,
         vtcr: vm::vtcr(),
-        vttbr: vm::get(vm).vttbr(),
-        vmpidr: vm::desc(vm).vcpus[vcpu].mpidr,
+        vttbr: vm::get(v.vm).vttbr(),
+        vmpidr: vm::vcpu_desc(v).mpidr,
     }
     .load();
     ctx.el1.restore();
     ctx.fp.restore();
     gic::vif::restore(&ctx.vif);
     *frame = ctx.frame;
-    vgic::vcpu_enters(vm, vcpu);
+    vgic::vcpu_enters(v);
 }
 
 /// Saves the running vCPU's context (its registers from `frame`) and takes it off the core.
-fn save(frame: &TrapFrame, vm: usize, vcpu: usize) {
-    let mut s = vm::get(vm).vcpus[vcpu].saved.lock();
+fn save(frame: &TrapFrame, v: VcpuRef) {
+    let mut s = vm::vcpu(v).saved.lock();
     s.frame = *frame;
     s.el1.save();
     s.fp.save();
     s.vif = gic::vif::save();
     drop(s);
     hw::vtimer_off();
-    vgic::vcpu_leaves(vm, vcpu, true);
+    vgic::vcpu_leaves(v, true);
 }
 
 /// A shared core: apply state changes, ask the scheduler, switch or idle.
-fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
-    let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy else {
+fn shared(frame: &mut TrapFrame, core: CoreId, exit: Exit) {
+    let Some(&PcpuPolicy::Shared { servers, .. }) = policy(core) else {
         return;
     };
-    let p = &PCPU[core];
+    let p = pcpu(core);
     // Nothing that could change the decision happened (no timer, no wake-up, start or stop,
     // the vCPU did not block): it continues without asking the scheduler. Its time is charged
     // at the next decision; its budget is still enforced by the armed timer.
@@ -322,9 +344,9 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
         && !p.attention.load(Ordering::Relaxed)
         && !p.resched.load(Ordering::Relaxed)
     {
-        if let Some((vm, vcpu)) = current() {
-            if vm::get(vm).vcpus[vcpu].state() == VcpuState::On {
-                vgic::flush_if_dirty(vm, vcpu);
+        if let Some(v) = current() {
+            if vm::vcpu(v).state() == VcpuState::On {
+                vgic::flush_if_dirty(v);
                 return;
             }
         }
@@ -338,17 +360,17 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
             };
             let now = hw::now();
             if let Some(slot) = sh.running {
-                let (vm, vcpu) = (servers[slot].vm, servers[slot].vcpu);
+                let id = server_vcpu(&servers[slot]);
                 if let Exit::Idle { wake_at } = exit {
                     let _ = sh.sched.block(slot, now);
                     let _ = sh.sched.set_wake_timer(slot, wake_at);
                 }
-                let v = &vm::get(vm).vcpus[vcpu];
+                let v = vm::vcpu(id);
                 if v.state() != VcpuState::On {
                     // Gone: nothing of its context is kept (it restarts fresh). Its interrupts
                     // go back to the model before a stop request is acknowledged.
                     hw::vtimer_off();
-                    vgic::vcpu_leaves(vm, vcpu, false);
+                    vgic::vcpu_leaves(id, false);
                     let _ = v.core_stop();
                     let _ = sh.sched.set_online(slot, false, now);
                     sh.running = None;
@@ -362,19 +384,19 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
             hw::hyp_timer_set(d.timer);
             if d.run != sh.running {
                 if let Some(old) = sh.running.take() {
-                    save(frame, servers[old].vm, servers[old].vcpu);
+                    save(frame, server_vcpu(&servers[old]));
                     p.current.store(0, Ordering::Relaxed);
                 }
                 if let Some(new) = d.run {
-                    let (vm, vcpu) = (servers[new].vm, servers[new].vcpu);
-                    let ctx = *vm::get(vm).vcpus[vcpu].saved.lock();
-                    load(frame, vm, vcpu, &ctx, HCR_SHARED_EXTRA);
+                    let id = server_vcpu(&servers[new]);
+                    let ctx = *vm::vcpu(id).saved.lock();
+                    load(frame, id, &ctx, HCR_SHARED_EXTRA);
                     sh.running = Some(new);
-                    p.current.store(encode(vm, vcpu), Ordering::Relaxed);
+                    p.current.store(encode(id), Ordering::Relaxed);
                 }
             }
             if let Some(slot) = d.run {
-                vgic::flush_if_dirty(servers[slot].vm, servers[slot].vcpu);
+                vgic::flush_if_dirty(server_vcpu(&servers[slot]));
                 return;
             }
         }
@@ -393,7 +415,8 @@ fn shared(frame: &mut TrapFrame, core: usize, exit: Exit) {
 /// starts, stops, and interrupts for vCPUs that are not running.
 fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
     for (slot, s) in servers.iter().enumerate() {
-        let v = &vm::get(s.vm).vcpus[s.vcpu];
+        let id = server_vcpu(s);
+        let v = vm::vcpu(id);
         if sh.running == Some(slot) {
             continue;
         }
@@ -401,7 +424,7 @@ fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
             VcpuState::OnPending => {
                 if let Some((entry, arg)) = v.core_start() {
                     *v.saved.lock() = SavedContext::fresh(entry, arg);
-                    vgic::vcpu_reset_interface(s.vm, s.vcpu);
+                    vgic::vcpu_reset_interface(id);
                     let _ = sh.sched.set_online(slot, true, now);
                     let _ = sh.sched.set_wake_timer(slot, None);
                     let _ = sh.sched.wake(slot, now);
@@ -414,7 +437,7 @@ fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
                 }
             }
             VcpuState::On => {
-                if vgic::has_work(s.vm, s.vcpu) {
+                if vgic::has_work(id) {
                     let _ = sh.sched.wake(slot, now);
                     let _ = sh.sched.set_wake_timer(slot, None);
                 }
@@ -425,13 +448,14 @@ fn apply_states(sh: &mut Shared, servers: &[config::ServerDesc], now: u64) {
 
 /// Takes every vCPU of `vm` on this core off the scheduler's run queue now (a VM reset
 /// running on this core, before it rewrites the VM's memory).
-pub fn retire_local_vcpus(vm: usize) {
+pub fn retire_local_vcpus(vm: VmId) {
     let (core, p) = this();
-    if let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy {
+    if let Some(&PcpuPolicy::Shared { servers, .. }) = policy(core) {
         if let Some(sh) = p.shared.lock().as_mut() {
             for (slot, s) in servers.iter().enumerate() {
-                let v = &vm::get(s.vm).vcpus[s.vcpu];
-                if s.vm == vm && sh.running != Some(slot) {
+                let id = server_vcpu(s);
+                if id.vm == vm && sh.running != Some(slot) {
+                    let v = vm::vcpu(id);
                     let _ = v.core_stop();
                     let _ = sh.sched.set_online(slot, false, hw::now());
                 }
@@ -446,10 +470,10 @@ pub fn retire_local_vcpus(vm: usize) {
 /// vCPU of this core.
 pub fn ack_local_stops() {
     let (core, p) = this();
-    if let PcpuPolicy::Shared { servers, .. } = PCPUS[core].policy {
+    if let Some(&PcpuPolicy::Shared { servers, .. }) = policy(core) {
         if let Some(sh) = p.shared.lock().as_mut() {
             for (slot, s) in servers.iter().enumerate() {
-                if sh.running != Some(slot) && vm::get(s.vm).vcpus[s.vcpu].core_stop() {
+                if sh.running != Some(slot) && vm::vcpu(server_vcpu(s)).core_stop() {
                     let _ = sh.sched.set_online(slot, false, hw::now());
                 }
             }
@@ -488,7 +512,7 @@ pub fn dump_traces() {
                 "trace core {} server {} vm {} vcpu {} kind {} budget_us {} period_us {} prio {}",
                 core,
                 i,
-                vm::desc(s.vm).name,
+                vm::desc(VmId(s.vm)).name,
                 s.vcpu,
                 kind_name(s.kind),
                 s.budget_us,

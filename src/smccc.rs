@@ -23,6 +23,7 @@
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use crate::arch::psci::{self, func, ret};
+use crate::ids::CoreId;
 use crate::vm::MAX_PCPUS;
 
 pub use tessera_abi::smccc::arch::{
@@ -73,8 +74,8 @@ pub fn init() {
 
 /// What the firmware's ARCH_FEATURES says of workaround `k` on core `core` (this core),
 /// asked the first time and remembered.
-fn firmware_answer(core: usize, k: usize) -> i64 {
-    let Some(slot) = ANSWERS.get(core).map(|a| &a[k]) else {
+fn firmware_answer(core: CoreId, k: usize) -> i64 {
+    let Some(slot) = ANSWERS.get(core.index()).map(|a| &a[k]) else {
         return ret::NOT_SUPPORTED;
     };
     let cached = slot.load(Ordering::Acquire);

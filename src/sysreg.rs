@@ -11,7 +11,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::arch::esr::Esr;
 use crate::arch::TrapFrame;
-use crate::vm;
+use crate::vm::{self, VcpuRef, VmId};
 
 /// What [`handle`] did with a trapped access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,7 +93,8 @@ impl SysRegAccess {
 /// on success the access is complete (the result register written for a read) and `frame.elr`
 /// is past the instruction. `None`: not an access this module emulates; nothing was changed
 /// (the caller injects UNDEFINED).
-pub fn handle(frame: &mut TrapFrame, vm: usize, _vcpu: usize, esr: Esr) -> Option<Emulated> {
+pub fn handle(frame: &mut TrapFrame, caller: VcpuRef, esr: Esr) -> Option<Emulated> {
+    let vm = caller.vm;
     let a = SysRegAccess::decode(esr.iss());
     let done = if a.is_set_way() {
         set_way(vm, frame.reg(a.rt));
@@ -188,7 +189,7 @@ pub fn slice_bounds(total: u64, index: u64, count: u64, log2_line: u32) -> (u64,
 /// and invalidates all of its RAM exactly once, each trap doing a bounded share of the work,
 /// and never touches any other VM's or the hypervisor's lines. (Invalidate-only DC ISW is
 /// done as clean + invalidate, as HCR_EL2.SWIO asks of hardware.)
-fn set_way(vm: usize, xt: u64) {
+fn set_way(vm: VmId, xt: u64) {
     let level = (xt >> 1) & 7;
     let Some(g) = geometry(level) else { return };
     let (set, way) = g.decode(xt);

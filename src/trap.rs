@@ -8,7 +8,7 @@ use crate::arch::exception::VectorKind;
 use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
 use crate::pcpu::{self, Exit};
-use crate::vm::{self, VmEnd};
+use crate::vm::{self, VcpuRef, VmEnd};
 use crate::{console, hprintln, hypercall, sysreg, vdev, vgic, vpsci};
 
 /// Entry from the vectors with the saved guest registers: handle the exit, then let the run
@@ -61,15 +61,15 @@ fn lower_sync(frame: &mut TrapFrame) -> Exit {
             wait_for_interrupt(frame, esr)
         }
         ExceptionClass::SysReg if is_sgi1r_write(esr) => {
-            let (vm, vcpu) = current_or_fatal(frame);
-            vgic::sgi1r(vm, vcpu, frame.reg(((esr.iss() >> 5) & 0x1f) as usize));
+            let v = current_or_fatal(frame);
+            vgic::sgi1r(v, frame.reg(((esr.iss() >> 5) & 0x1f) as usize));
             frame.elr += 4;
             Exit::Resume
         }
         _ => {
-            let (vm, vcpu) = current_or_fatal(frame);
-            if esr.class() == ExceptionClass::SysReg
-                && sysreg::handle(frame, vm, vcpu, esr).is_some()
+            let caller = current_or_fatal(frame);
+            let (vm, vcpu) = (caller.vm, caller.vcpu);
+            if esr.class() == ExceptionClass::SysReg && sysreg::handle(frame, caller, esr).is_some()
             {
                 return Exit::Resume;
             }
@@ -97,8 +97,7 @@ fn wait_for_interrupt(frame: &TrapFrame, esr: Esr) -> Exit {
     if is_wfe || !pcpu::is_shared() {
         return Exit::Resume;
     }
-    let (vm, vcpu) = current_or_fatal(frame);
-    if vgic::running_has_work(vm, vcpu) {
+    if vgic::running_has_work(current_or_fatal(frame)) {
         return Exit::Resume;
     }
     let mut el1 = crate::arch::vcpu::El1State::RESET;
@@ -119,12 +118,12 @@ fn is_sgi1r_write(esr: Esr) -> bool {
 
 /// HVC or SMC: PSCI and SMCCC architecture calls by either conduit, Tessera calls by HVC.
 fn call(frame: &mut TrapFrame, via_hvc: bool) -> Exit {
-    let (vm, vcpu) = current_or_fatal(frame);
+    let caller = current_or_fatal(frame);
     let fid = frame.x[0];
     if vpsci::is_psci_or_arch(fid) {
-        vpsci::handle(frame, vm, vcpu)
+        vpsci::handle(frame, caller)
     } else if via_hvc {
-        hypercall::handle(frame, vm, vcpu)
+        hypercall::handle(frame, caller)
     } else {
         frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
         Exit::Resume
@@ -134,9 +133,9 @@ fn call(frame: &mut TrapFrame, via_hvc: bool) -> Exit {
 fn data_abort(frame: &mut TrapFrame, esr: Esr) -> Exit {
     let far = FAR_EL2.get();
     let ipa = regs::fault_ipa(far);
-    let (vm, vcpu) = current_or_fatal(frame);
+    let caller = current_or_fatal(frame);
     if !esr.s1ptw() && esr.is_translation_fault() {
-        if let Some(handled) = vdev::mmio(frame, vm, vcpu, ipa, esr) {
+        if let Some(handled) = vdev::mmio(frame, caller, ipa, esr) {
             if handled {
                 frame.elr += 4;
                 return Exit::Resume;
@@ -149,7 +148,7 @@ fn data_abort(frame: &mut TrapFrame, esr: Esr) -> Exit {
 /// A guest touched guest-physical memory it does not own: report, then inject an external
 /// abort or stop the VM, as its config says.
 fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction: bool) -> Exit {
-    let (vm, vcpu) = current_or_fatal(frame);
+    let VcpuRef { vm, vcpu } = current_or_fatal(frame);
     let d = vm::desc(vm);
     let access = if instruction {
         "instruction fetch"
@@ -164,8 +163,8 @@ fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction
     };
     defmt::warn!(
         "vm {=usize} vcpu {=usize}: stage-2 fault at IPA {=u64:#x}, ESR {=u64:#x}",
-        vm,
-        vcpu,
+        vm.index(),
+        vcpu.index(),
         ipa,
         esr.0
     );
@@ -196,7 +195,7 @@ fn stage2_fault(frame: &mut TrapFrame, esr: Esr, far: u64, ipa: u64, instruction
 
 /// An error of the guest's own making that has no architectural injection (SError): stop it.
 fn guest_error(frame: &TrapFrame, what: &str, esr: Esr, far: u64) -> Exit {
-    let (vm, vcpu) = current_or_fatal(frame);
+    let VcpuRef { vm, vcpu } = current_or_fatal(frame);
     hprintln!(
         "vm {} vcpu {}: {} (ESR {:#x}, FAR {:#x}, PC {:#x}); stopping the VM",
         vm::desc(vm).name,
@@ -214,7 +213,7 @@ fn inject_undef(frame: &mut TrapFrame) {
     frame.spsr = arch::exception::SPSR_EL1H_MASKED;
 }
 
-fn current_or_fatal(frame: &TrapFrame) -> (usize, usize) {
+fn current_or_fatal(frame: &TrapFrame) -> VcpuRef {
     match vm::current() {
         Some(c) => c,
         None => hypervisor_fault(frame, VectorKind::LowerSync),
@@ -233,10 +232,10 @@ fn hypervisor_fault(frame: &TrapFrame, kind: VectorKind) -> ! {
     // The vCPU the static partition gives this core (it need not have been running: an EL2
     // fault may come from the boot path or from a handler working for another core).
     match vm::current() {
-        Some((vm, vcpu)) => console::emergency_print(format_args!(
+        Some(v) => console::emergency_print(format_args!(
             "(hosts vm {} vCPU {})\n",
-            vm::desc(vm).name,
-            vcpu
+            vm::desc(v.vm).name,
+            v.vcpu
         )),
         None => console::emergency_print(format_args!("(hosts no vCPU)\n")),
     }

@@ -31,7 +31,7 @@ use crate::arch::gic::{self, vif};
 use crate::arch::{self, TrapFrame};
 use crate::config::{GicVersion, BOARD};
 use crate::hprintln;
-use crate::vm::{self, MAX_VCPUS, MAX_VMS};
+use crate::vm::{self, CoreId, VcpuId, VcpuRef, VmId, MAX_VCPUS, MAX_VMS};
 
 /// INTIDs a VM's virtual distributor covers (SGIs, PPIs and SPIs up to 255).
 const MAX_IRQS: usize = 256;
@@ -68,8 +68,14 @@ static VCPU_IRQ: [[VcpuIrq; MAX_VCPUS]; MAX_VMS] = [const {
     }; MAX_VCPUS]
 }; MAX_VMS];
 
-fn irq_state(vm: usize, vcpu: usize) -> &'static VcpuIrq {
-    &VCPU_IRQ[vm][vcpu]
+fn irq_state(v: VcpuRef) -> &'static VcpuIrq {
+    &VCPU_IRQ[v.vm.index()][v.vcpu.index()]
+}
+
+/// VM `vm`'s interrupt model.
+#[inline(always)]
+fn model(vm: VmId) -> &'static Mutex<Model> {
+    &MODELS[vm.index()]
 }
 
 /// Size of a GICv3 redistributor (RD + SGI frames) in the guest's map.
@@ -84,7 +90,7 @@ fn version() -> Version {
 }
 
 /// Sets up VM `vm`'s virtual distributor (boot core, before any vCPU runs).
-pub fn init_vm(vm: usize) -> Result<(), &'static str> {
+pub fn init_vm(vm: VmId) -> Result<(), &'static str> {
     let d = vm::desc(vm);
     let mut spis: heapless::Vec<u32, 64> = heapless::Vec::new();
     for dev in d.devices {
@@ -93,7 +99,7 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
                 .map_err(|_| "more than 64 interrupts passed through")?;
             // Static ownership (the validator made each device interrupt belong to one VM).
             if let Some(o) = SPI_OWNER.get(irq as usize) {
-                o.store(vm as u8, Ordering::Relaxed);
+                o.store(vm.index() as u8, Ordering::Relaxed);
             }
         }
     }
@@ -112,7 +118,7 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
         owned_spis: &spis,
         vcpu_mpidr: &mpidrs,
     };
-    MODELS[vm]
+    model(vm)
         .lock()
         .init(&cfg)
         .map_err(|_| "invalid vGIC configuration")?;
@@ -122,7 +128,7 @@ pub fn init_vm(vm: usize) -> Result<(), &'static str> {
 /// VM `vm` is being reset (all its vCPUs are stopped): its virtual GIC goes back to the reset
 /// state, and the physical interrupts it owns are disabled and deactivated (one it left
 /// active would otherwise never fire again).
-pub fn reset_vm(vm: usize) -> Result<(), &'static str> {
+pub fn reset_vm(vm: VmId) -> Result<(), &'static str> {
     for dev in vm::desc(vm).devices {
         for &irq in dev.irqs {
             gic::disable(irq, 0);
@@ -134,7 +140,7 @@ pub fn reset_vm(vm: usize) -> Result<(), &'static str> {
 
 /// Per-core set-up: the interrupts this core takes for its vCPUs, and a clean virtual
 /// interface.
-pub fn init_core(core: usize) {
+pub fn init_core(core: CoreId) {
     let mpidr = vm::core_mpidr(core);
     vif::reset();
     gic::enable(gic::PPI_MAINTENANCE, core, mpidr);
@@ -142,17 +148,17 @@ pub fn init_core(core: usize) {
 }
 
 /// A vCPU starts from scratch (PSCI CPU_ON, VM start or reset): nothing listed for it.
-pub fn vcpu_reset_interface(vm: usize, vcpu: usize) {
-    let st = irq_state(vm, vcpu);
+pub fn vcpu_reset_interface(v: VcpuRef) {
+    let st = irq_state(v);
     st.lrs.lock().entries = [None; 16];
     st.timer_masked.store(false, Ordering::Relaxed);
     st.dirty.store(true, Ordering::Relaxed);
 }
 
-/// vCPU `vcpu` of `vm` comes onto this core (its virtual interface state was restored): list
-/// its interrupts before it runs.
-pub fn vcpu_enters(vm: usize, vcpu: usize) {
-    let st = irq_state(vm, vcpu);
+/// vCPU `v` comes onto this core (its virtual interface state was restored): list its
+/// interrupts before it runs.
+pub fn vcpu_enters(v: VcpuRef) {
+    let st = irq_state(v);
     st.dirty.store(true, Ordering::Relaxed);
     if st.timer_masked.load(Ordering::Relaxed) {
         let core = arch::core_index();
@@ -160,16 +166,16 @@ pub fn vcpu_enters(vm: usize, vcpu: usize) {
     }
 }
 
-/// vCPU `vcpu` of `vm` leaves this core (its virtual timer is already stopped). `keep`: it
+/// vCPU `v` leaves this core (its virtual timer is already stopped). `keep`: it
 /// will come back (a switch), so its list registers go back into the model with the state
 /// the guest left them in; otherwise it stopped, and what was listed is dropped. Either way
 /// the core's list registers end up empty and its timer PPI usable by the next vCPU.
-pub fn vcpu_leaves(vm: usize, vcpu: usize, keep: bool) {
-    let st = irq_state(vm, vcpu);
+pub fn vcpu_leaves(v: VcpuRef, keep: bool) {
+    let st = irq_state(v);
     {
         let mut lrs = st.lrs.lock();
         if keep {
-            let mut m = MODELS[vm].lock();
+            let mut m = model(v.vm).lock();
             let empty = vif::empty_lrs();
             for i in 0..vif::lr_count() {
                 if let Some(e) = lrs.entries[i].take() {
@@ -178,7 +184,7 @@ pub fn vcpu_leaves(vm: usize, vcpu: usize, keep: bool) {
                     } else {
                         decode(vif::lr_read(i)).1
                     };
-                    m.lr_returned(vcpu, e, state);
+                    m.lr_returned(v.vcpu.index(), e, state);
                 }
             }
         } else {
@@ -194,20 +200,20 @@ pub fn vcpu_leaves(vm: usize, vcpu: usize, keep: bool) {
             gic::enable(gic::PPI_VTIMER, core, vm::core_mpidr(core));
         }
     } else {
-        unmask_timer(vm, vcpu);
+        unmask_timer(v);
     }
     vif::reset();
 }
 
 /// Whether a vCPU that is not running has an interrupt to take (it should leave WFI).
-pub fn has_work(vm: usize, vcpu: usize) -> bool {
-    irq_state(vm, vcpu).dirty.load(Ordering::Acquire) || MODELS[vm].lock().has_pending(vcpu)
+pub fn has_work(v: VcpuRef) -> bool {
+    irq_state(v).dirty.load(Ordering::Acquire) || model(v.vm).lock().has_pending(v.vcpu.index())
 }
 
 /// Whether the running vCPU has an interrupt pending in its list registers or waiting for
 /// one (WFI would return at once).
-pub fn running_has_work(vm: usize, vcpu: usize) -> bool {
-    let lrs = irq_state(vm, vcpu).lrs.lock();
+pub fn running_has_work(v: VcpuRef) -> bool {
+    let lrs = irq_state(v).lrs.lock();
     let empty = vif::empty_lrs();
     for i in 0..vif::lr_count() {
         if lrs.entries[i].is_some() && empty & (1 << i) == 0 {
@@ -218,24 +224,20 @@ pub fn running_has_work(vm: usize, vcpu: usize) -> bool {
         }
     }
     drop(lrs);
-    has_work(vm, vcpu)
+    has_work(v)
 }
 
-fn pcpu_of(vm: usize, vcpu: usize) -> usize {
-    vm::desc(vm).vcpus[vcpu].pcpu
-}
-
-/// Makes sure vCPU `vcpu` of `vm` looks at its virtual interrupts soon: at the end of this
-/// exit if it is the one running here, else through its core's run loop (which also wakes it
-/// from WFI on a shared core).
-fn kick(vm: usize, vcpu: usize) {
-    irq_state(vm, vcpu).dirty.store(true, Ordering::Release);
-    if vm::current() != Some((vm, vcpu)) {
-        crate::pcpu::notify(vm, vcpu);
+/// Makes sure vCPU `v` looks at its virtual interrupts soon: at the end of this exit if it is
+/// the one running here, else through its core's run loop (which also wakes it from WFI on a
+/// shared core).
+fn kick(v: VcpuRef) {
+    irq_state(v).dirty.store(true, Ordering::Release);
+    if vm::current() != Some(v) {
+        crate::pcpu::notify(v);
     }
 }
 
-fn apply(vm: usize, fx: &Effects) {
+fn apply(vm: VmId, fx: &Effects) {
     // Doorbells (crate::channel) have no physical interrupt to mirror.
     for &intid in fx
         .phys_enable
@@ -244,7 +246,7 @@ fn apply(vm: usize, fx: &Effects) {
     {
         // Hardware SPIs follow the guest's routing to the core of vCPU 0 at least; the model
         // re-targets on delivery.
-        let core = pcpu_of(vm, 0);
+        let core = vm::core_of(VcpuRef::new(vm, VcpuId(0)));
         gic::enable(intid, core, vm::core_mpidr(core));
     }
     for &intid in fx
@@ -259,7 +261,7 @@ fn apply(vm: usize, fx: &Effects) {
     }
     for v in 0..vm::desc(vm).vcpus.len() {
         if fx.kick & (1 << v) != 0 {
-            kick(vm, v);
+            kick(VcpuRef::new(vm, VcpuId(v)));
         }
     }
     if let Some((offset, write)) = fx.denied {
@@ -267,9 +269,9 @@ fn apply(vm: usize, fx: &Effects) {
     }
 }
 
-fn report_denied(vm: usize, offset: u64, write: bool) {
+fn report_denied(vm: VmId, offset: u64, write: bool) {
     {
-        if !DENIED_REPORTED[vm].swap(true, Ordering::Relaxed) {
+        if !DENIED_REPORTED[vm.index()].swap(true, Ordering::Relaxed) {
             hprintln!(
                 "vm {}: {} of a virtual GIC register at offset {:#x} for an interrupt it does not own: ignored (reported once)",
                 vm::desc(vm).name,
@@ -283,11 +285,11 @@ fn report_denied(vm: usize, offset: u64, write: bool) {
 /// Makes the purely virtual SPI `intid` of VM `vm` (a channel doorbell) pending and kicks the
 /// vCPU it is routed to. Returns false (and does nothing) if it was pending already, or the
 /// guest has it disabled (it stays pending, as on a GIC).
-pub fn inject_virtual(vm: usize, intid: u32) -> bool {
-    let target = MODELS[vm].lock().inject(0, intid, None);
+pub fn inject_virtual(vm: VmId, intid: u32) -> bool {
+    let target = model(vm).lock().inject(0, intid, None);
     match target {
         Some(v) => {
-            kick(vm, v);
+            kick(VcpuRef::new(vm, VcpuId(v)));
             true
         }
         None => false,
@@ -296,7 +298,8 @@ pub fn inject_virtual(vm: usize, intid: u32) -> bool {
 
 /// Emulates a trapped access to the VM's GICD / GICR window, if `ipa` is in one.
 /// Same contract as `vdev::mmio`.
-pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -> Option<bool> {
+pub fn mmio(frame: &mut TrapFrame, caller: VcpuRef, ipa: u64, esr: Esr) -> Option<bool> {
+    let (vm, vcpu) = (caller.vm, caller.vcpu.index());
     let d = vm::desc(vm);
     let g = &d.vgic;
     let (is_gicd, offset) = if ipa >= g.gicd && ipa - g.gicd < GICD_SIZE {
@@ -315,7 +318,7 @@ pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -
     let size = esr.access_size();
     let mut fx = Effects::default();
     {
-        let mut m = MODELS[vm].lock();
+        let mut m = model(vm).lock();
         if esr.is_write() {
             let v = frame.reg(esr.srt());
             if is_gicd {
@@ -343,10 +346,12 @@ pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -
 }
 
 /// A trapped write of ICC_SGI1R_EL1 (GICv3 SGI generation).
-pub fn sgi1r(vm: usize, vcpu: usize, value: u64) {
+pub fn sgi1r(caller: VcpuRef, value: u64) {
     let mut fx = Effects::default();
-    MODELS[vm].lock().sgi1r_write(vcpu, value, &mut fx);
-    apply(vm, &fx);
+    model(caller.vm)
+        .lock()
+        .sgi1r_write(caller.vcpu.index(), value, &mut fx);
+    apply(caller.vm, &fx);
 }
 
 /// A physical interrupt taken on this core (acknowledged by the caller, priority not dropped).
@@ -362,9 +367,9 @@ pub fn physical_irq(intid: u32) {
             // take the list registers back and refill them before deactivating, or it fires
             // again at once. The refill re-arms underflow only while more interrupts wait.
             vif::set_control(false);
-            if let Some((vm, vcpu)) = vm::current() {
-                irq_state(vm, vcpu).dirty.store(true, Ordering::Relaxed);
-                flush_if_dirty(vm, vcpu);
+            if let Some(v) = vm::current() {
+                irq_state(v).dirty.store(true, Ordering::Relaxed);
+                flush_if_dirty(v);
             }
             gic::deactivate(intid);
         }
@@ -372,7 +377,7 @@ pub fn physical_irq(intid: u32) {
         // deactivates the virtual one, even while the model keeps it pending (disabled in the
         // guest's view, or already listed).
         gic::PPI_VTIMER => match vm::current() {
-            Some((vm, vcpu)) if version() == Version::V2 => {
+            Some(v) if version() == Version::V2 => {
                 // GICv2: QEMU's model does not re-signal a hardware-linked level interrupt that
                 // a guest deactivates while it is still raised (a timer deadline already past),
                 // which stalls the guest's timer. So the timer goes in as a software interrupt
@@ -380,14 +385,14 @@ pub fn physical_irq(intid: u32) {
                 // masked until then; unmasking re-evaluates the line. One extra exit per tick.
                 gic::deactivate(intid);
                 gic::disable(intid, vm::core_mpidr(core));
-                let st = irq_state(vm, vcpu);
+                let st = irq_state(v);
                 st.timer_masked.store(true, Ordering::Relaxed);
-                MODELS[vm].lock().inject(vcpu, intid, None);
+                model(v.vm).lock().inject(v.vcpu.index(), intid, None);
                 st.dirty.store(true, Ordering::Relaxed);
             }
-            Some((vm, vcpu)) => {
-                if !fast_inject(vm, vcpu, intid, Some(intid)) {
-                    irq_state(vm, vcpu).dirty.store(true, Ordering::Relaxed);
+            Some(v) => {
+                if !fast_inject(v, intid, Some(intid)) {
+                    irq_state(v).dirty.store(true, Ordering::Relaxed);
                 }
             }
             None => {
@@ -397,9 +402,9 @@ pub fn physical_irq(intid: u32) {
         },
         _ => match owner_of(intid) {
             Some(vm) => {
-                let target = MODELS[vm].lock().inject(0, intid, Some(intid));
+                let target = model(vm).lock().inject(0, intid, Some(intid));
                 if let Some(v) = target {
-                    kick(vm, v);
+                    kick(VcpuRef::new(vm, VcpuId(v)));
                 }
             }
             None => {
@@ -416,21 +421,22 @@ pub fn physical_irq(intid: u32) {
 /// queue into free list registers, so while one is free nothing of higher priority waits
 /// (anything that arrived since set DIRTY, and then the full refill runs instead).
 /// Returns false when the full refill is needed.
-fn fast_inject(vm: usize, vcpu: usize, intid: u32, hw: Option<u32>) -> bool {
-    let st = irq_state(vm, vcpu);
+fn fast_inject(v: VcpuRef, intid: u32, hw: Option<u32>) -> bool {
+    let st = irq_state(v);
+    let vcpu = v.vcpu.index();
     if st.dirty.load(Ordering::Relaxed) {
-        MODELS[vm].lock().inject(vcpu, intid, hw);
+        model(v.vm).lock().inject(vcpu, intid, hw);
         return false;
     }
     let mut lrs = st.lrs.lock();
-    let mut m = MODELS[vm].lock();
+    let mut m = model(v.vm).lock();
     let empty = vif::empty_lrs();
     let mut free = None;
     for i in 0..vif::lr_count() {
         match lrs.entries[i] {
             Some(e) if empty & (1 << i) != 0 => {
                 if e.intid == gic::PPI_VTIMER && e.hw.is_none() {
-                    unmask_timer(vm, vcpu);
+                    unmask_timer(v);
                 }
                 m.lr_returned(vcpu, e, LrState::Invalid);
                 lrs.entries[i] = None;
@@ -464,11 +470,8 @@ fn fast_inject(vm: usize, vcpu: usize, intid: u32, hw: Option<u32>) -> bool {
 
 /// GICv2: the vCPU ended its software-injected timer interrupt: its core's timer PPI may fire
 /// again (the vCPU runs on this core).
-fn unmask_timer(vm: usize, vcpu: usize) {
-    if irq_state(vm, vcpu)
-        .timer_masked
-        .swap(false, Ordering::Relaxed)
-    {
+fn unmask_timer(v: VcpuRef) {
+    if irq_state(v).timer_masked.swap(false, Ordering::Relaxed) {
         let core = arch::core_index();
         gic::enable(gic::PPI_VTIMER, core, vm::core_mpidr(core));
     }
@@ -480,10 +483,10 @@ fn unmask_timer(vm: usize, vcpu: usize) {
 static SPI_OWNER: [AtomicU8; 1024] = [const { AtomicU8::new(NO_OWNER) }; 1024];
 const NO_OWNER: u8 = u8::MAX;
 
-fn owner_of(intid: u32) -> Option<usize> {
+fn owner_of(intid: u32) -> Option<VmId> {
     match SPI_OWNER.get(intid as usize)?.load(Ordering::Relaxed) {
         NO_OWNER => None,
-        vm => Some(vm as usize),
+        vm => Some(VmId(vm as usize)),
     }
 }
 
@@ -507,19 +510,20 @@ fn decode(raw: u64) -> (LrEntry, LrState) {
 /// more wait than there are list registers. Re-listing everything keeps the priority order
 /// exact: a newly pending higher-priority interrupt displaces a lower one still pending.
 #[inline]
-pub fn flush_if_dirty(vm: usize, vcpu: usize) {
-    let st = irq_state(vm, vcpu);
+pub fn flush_if_dirty(v: VcpuRef) {
+    let st = irq_state(v);
     // A plain load first: this runs on every exit, the exclusive swap only when needed.
     if st.dirty.load(Ordering::Relaxed) && st.dirty.swap(false, Ordering::Acquire) {
-        refill(vm, vcpu, st);
+        refill(v, st);
     }
 }
 
 /// The list-register refill of [`flush_if_dirty`].
 #[inline(never)]
-fn refill(vm: usize, vcpu: usize, st: &VcpuIrq) {
+fn refill(v: VcpuRef, st: &VcpuIrq) {
+    let vcpu = v.vcpu.index();
     let mut lrs = st.lrs.lock();
-    let mut m = MODELS[vm].lock();
+    let mut m = model(v.vm).lock();
     let n = vif::lr_count();
     let empty = vif::empty_lrs();
     for i in 0..n {
@@ -530,7 +534,7 @@ fn refill(vm: usize, vcpu: usize, st: &VcpuIrq) {
                 decode(vif::lr_read(i)).1
             };
             if e.intid == gic::PPI_VTIMER && e.hw.is_none() && state == LrState::Invalid {
-                unmask_timer(vm, vcpu);
+                unmask_timer(v);
             }
             m.lr_returned(vcpu, e, state);
         }

@@ -4,7 +4,7 @@
 use crate::arch::psci::{func, ret};
 use crate::arch::TrapFrame;
 use crate::pcpu::Exit;
-use crate::vm::{self, Outcome, VcpuState, VmEnd};
+use crate::vm::{self, Outcome, VcpuRef, VcpuState, VmEnd, VmId};
 
 use tessera_abi::smccc::arch::RANGE as ARCH_RANGE;
 
@@ -22,8 +22,9 @@ pub fn is_psci_or_arch(fid: u64) -> bool {
     f && (func::RANGE32.contains(&id) || func::RANGE64.contains(&id) || ARCH_RANGE.contains(&id))
 }
 
-/// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `vcpu` of `vm`.
-pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
+/// Handles PSCI / SMCCC function `frame.x[0]` for vCPU `caller`.
+pub fn handle(frame: &mut TrapFrame, caller: VcpuRef) -> Exit {
+    let vm = caller.vm;
     let fid = frame.x[0] as u32;
     if let Some(r) = crate::smccc::arch_call(fid, frame.x[1]) {
         frame.x[0] = r as u64;
@@ -42,7 +43,7 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
         func::VERSION => PSCI_VERSION_1_1 as i64,
         func::FEATURES => features(arg(1) as u32),
         CPU_ON32 | func::CPU_ON => cpu_on(vm, arg(1), arg(2), arg(3)),
-        func::CPU_OFF => return vm::vcpu_off(vm, vcpu).into(),
+        func::CPU_OFF => return vm::vcpu_off(caller).into(),
         AFFINITY_INFO32 | func::AFFINITY_INFO => affinity_info(vm, arg(1), arg(2)),
         func::SYSTEM_OFF => return vm::finish_vm(vm, VmEnd::Exit(0)).into(),
         func::SYSTEM_RESET => match vm::reset_vm(vm) {
@@ -58,8 +59,8 @@ pub fn handle(frame: &mut TrapFrame, vm: usize, vcpu: usize) -> Exit {
     };
     defmt::debug!(
         "vm {=usize} vcpu {=usize}: PSCI {=u32:#x} -> {=i64}",
-        vm,
-        vcpu,
+        vm.index(),
+        caller.vcpu.index(),
         fid,
         result
     );
@@ -86,19 +87,19 @@ fn features(fid: u32) -> i64 {
     }
 }
 
-fn cpu_on(vm: usize, target: u64, entry: u64, context: u64) -> i64 {
+fn cpu_on(vm: VmId, target: u64, entry: u64, context: u64) -> i64 {
     match vm::vcpu_by_mpidr(vm, target) {
         Some((t, _)) => vm::start_vcpu(vm, t, entry, context),
         None => ret::INVALID_PARAMETERS,
     }
 }
 
-fn affinity_info(vm: usize, target: u64, level: u64) -> i64 {
+fn affinity_info(vm: VmId, target: u64, level: u64) -> i64 {
     if level != 0 {
         return ret::INVALID_PARAMETERS;
     }
     match vm::vcpu_by_mpidr(vm, target) {
-        Some((t, _)) => match vm::get(vm).vcpus[t].state() {
+        Some((t, _)) => match vm::vcpu(VcpuRef::new(vm, t)).state() {
             VcpuState::On | VcpuState::StopRequested => 0,
             VcpuState::Off => 1,
             VcpuState::OnPending => 2,

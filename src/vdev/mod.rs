@@ -5,6 +5,7 @@ mod pl011;
 
 use crate::arch::esr::Esr;
 use crate::arch::TrapFrame;
+use crate::vm::VcpuRef;
 
 /// Size of each emulated device window.
 const WINDOW: u64 = 0x1000;
@@ -12,8 +13,9 @@ const WINDOW: u64 = 0x1000;
 /// Emulates the access that faulted at `ipa`, if an emulated device of VM `vm` lives there.
 /// `None`: no device here (a real stage-2 fault). `Some(false)`: a device, but an access it
 /// cannot decode (no valid syndrome: e.g. a load pair), treated as a fault.
-pub fn mmio(frame: &mut TrapFrame, vm: usize, vcpu: usize, ipa: u64, esr: Esr) -> Option<bool> {
-    if let Some(r) = crate::vgic::mmio(frame, vm, vcpu, ipa, esr) {
+pub fn mmio(frame: &mut TrapFrame, caller: VcpuRef, ipa: u64, esr: Esr) -> Option<bool> {
+    let vm = caller.vm;
+    if let Some(r) = crate::vgic::mmio(frame, caller, ipa, esr) {
         return Some(r);
     }
     let d = crate::vm::desc(vm);

@@ -5,7 +5,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::console;
-use crate::vm::MAX_VMS;
+use crate::vm::{VmId, MAX_VMS};
 
 const DR: u64 = 0x000;
 const RSR: u64 = 0x004;
@@ -48,8 +48,8 @@ static STATE: [Plain; MAX_VMS] = [const {
     }
 }; MAX_VMS];
 
-fn plain(vm: usize, offset: u64) -> Option<&'static AtomicU32> {
-    let s = STATE.get(vm)?;
+fn plain(vm: VmId, offset: u64) -> Option<&'static AtomicU32> {
+    let s = STATE.get(vm.index())?;
     Some(match offset {
         IBRD => &s.ibrd,
         FBRD => &s.fbrd,
@@ -63,7 +63,7 @@ fn plain(vm: usize, offset: u64) -> Option<&'static AtomicU32> {
 }
 
 /// A guest read of `size` bytes at `offset`.
-pub fn read(vm: usize, offset: u64, _size: usize) -> u64 {
+pub fn read(vm: VmId, offset: u64, _size: usize) -> u64 {
     match offset {
         DR => console::vm_input_pop(vm).map_or(0, u64::from),
         RSR => 0,
@@ -80,7 +80,7 @@ pub fn read(vm: usize, offset: u64, _size: usize) -> u64 {
 }
 
 /// A guest write of `size` bytes at `offset`.
-pub fn write(vm: usize, offset: u64, value: u64, _size: usize) {
+pub fn write(vm: VmId, offset: u64, value: u64, _size: usize) {
     match offset {
         DR => console::vm_output(vm, value as u8),
         _ => {

@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 use aarch64_cpu::registers::ID_AA64MMFR0_EL1;
 use tock_registers::interfaces::Readable;
 
-use super::{lifecycle, memory, CORE_MPIDR, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
+use super::{lifecycle, memory, CoreId, CORE_MPIDR, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
 use crate::arch::{self, cache, exception, gic, psci};
 use crate::config::{GicVersion, PhysRange, BOARD, PCPUS, VMS};
 use crate::{hprintln, mm};
@@ -75,14 +75,15 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     }
 
     gic::init_distributor(&BOARD.gic);
-    gic::init_cpu(0, super::core_mpidr(0));
-    crate::vgic::init_core(0);
-    crate::pcpu::init_core(0);
+    let boot_core = CoreId(0);
+    gic::init_cpu(boot_core, super::core_mpidr(boot_core));
+    crate::vgic::init_core(boot_core);
+    crate::pcpu::init_core(boot_core);
 
     let pa_bits = tessera_stage2::parange_bits(ID_AA64MMFR0_EL1.get());
     let s2 = tessera_stage2::Stage2Config::new(pa_bits);
     lifecycle::VTCR.store(s2.vtcr_el2(), Ordering::Relaxed);
-    for (i, vm) in VMS.iter().enumerate() {
+    for (i, vm) in super::ids().zip(VMS) {
         if let Err(e) = memory::build(i, &s2) {
             boot_error(format_args!("vm {}: {}", vm.name, e));
         }
@@ -90,7 +91,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
             boot_error(format_args!("vm {}: {}", vm.name, e));
         }
         let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
-        defmt::info!("vm {=usize} built: {=u64} bytes of RAM", i, ram);
+        defmt::info!("vm {=usize} built: {=u64} bytes of RAM", i.index(), ram);
         hprintln!(
             "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
             vm.name,
@@ -111,13 +112,13 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     crate::smccc::init();
     #[cfg(feature = "selftest-el2-fault")]
     selftest_el2_fault();
-    for i in 0..VMS.len() {
-        lifecycle::arm_boot_vcpu(i);
+    for vm in super::ids() {
+        lifecycle::arm_boot_vcpu(vm);
     }
 
     for core in 1..BOARD.used_cpus {
         let r = psci::cpu_on(
-            super::core_mpidr(core),
+            super::core_mpidr(CoreId(core)),
             arch::secondary_entry_pa(),
             core as u64,
         );
@@ -164,9 +165,10 @@ fn selftest_el2_fault() {
 pub extern "C" fn secondary_main(core: u64) -> ! {
     exception::install_vectors();
     arch::enable_el2_mmu();
-    gic::init_cpu(core as usize, super::core_mpidr(core as usize));
-    crate::vgic::init_core(core as usize);
-    crate::pcpu::init_core(core as usize);
+    let core = CoreId(core as usize);
+    gic::init_cpu(core, super::core_mpidr(core));
+    crate::vgic::init_core(core);
+    crate::pcpu::init_core(core);
     arch::run_on_fresh_stack(crate::pcpu::run)
 }
 

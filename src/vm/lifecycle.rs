@@ -16,9 +16,10 @@ use core::sync::atomic::Ordering;
 use aarch64_cpu::asm::barrier;
 use tessera_lifecycle::{CpuOff, Ended, Refused, VcpuSet, VmOff};
 
-use super::{current, desc, get, memory, vm_ram_contains, VmState, RUNNING_VMS};
+use super::{
+    current, desc, get, ids, memory, vm_ram_contains, VcpuId, VcpuRef, VmId, VmState, RUNNING_VMS,
+};
 use crate::arch::{self, psci::ret, vcpu as hw};
-use crate::config::VMS;
 use crate::{console, hprintln, pcpu};
 
 /// How a VM ended.
@@ -50,19 +51,19 @@ const RESET_WAIT_US: u64 = 5_000_000;
 /// VTCR_EL2 computed at boot from the CPU's PARange.
 pub static VTCR: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-fn notify_all(vm: usize, set: VcpuSet) {
+fn notify_all(vm: VmId, set: VcpuSet) {
     for i in set.iter() {
-        pcpu::notify(vm, i);
+        pcpu::notify(VcpuRef::new(vm, VcpuId(i)));
     }
 }
 
 /// The calling vCPU's index if the caller is a vCPU of `vm`.
-fn caller_in(vm: usize) -> Option<usize> {
-    current().filter(|&(cvm, _)| cvm == vm).map(|(_, v)| v)
+fn caller_in(vm: VmId) -> Option<VcpuId> {
+    current().filter(|c| c.vm == vm).map(|c| c.vcpu)
 }
 
 /// PSCI CPU_ON of vCPU `target` of `vm` at guest-physical `entry` with `context` in x0.
-pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
+pub fn start_vcpu(vm: VmId, target: VcpuId, entry: u64, context: u64) -> i64 {
     let r = get(vm);
     if r.state() != VmState::Running {
         return ret::DENIED;
@@ -70,19 +71,19 @@ pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
     if !vm_ram_contains(vm, tessera_stage2::GuestPhysAddr(entry), 4) || !entry.is_multiple_of(4) {
         return ret::INVALID_ADDRESS;
     }
-    let v = &r.vcpus[target];
+    let v = &r.vcpus[target.index()];
     // The start point is written under its lock around the transition, so the target's core
     // (which reads it under the lock after `OnPending` → `On`) sees this call's, and a losing
     // concurrent CPU_ON cannot overwrite it.
     let mut start = v.start.lock();
-    let result = r.life.cpu_on(target);
+    let result = r.life.cpu_on(target.index());
     if result.is_ok() {
         *start = (entry, context);
     }
     drop(start);
     match result {
         Ok(()) => {
-            pcpu::notify(vm, target);
+            pcpu::notify(VcpuRef::new(vm, target));
             ret::SUCCESS
         }
         Err(Refused::OnPending) => ret::ON_PENDING,
@@ -94,8 +95,9 @@ pub fn start_vcpu(vm: usize, target: usize, entry: u64, context: u64) -> i64 {
 }
 
 /// PSCI CPU_OFF of the calling vCPU. When it was the VM's last vCPU not off, the VM is off.
-pub fn vcpu_off(vm: usize, vcpu: usize) -> Outcome {
-    if let Ok(CpuOff::Last(ended)) = get(vm).life.cpu_off(vcpu) {
+pub fn vcpu_off(caller: VcpuRef) -> Outcome {
+    let vm = caller.vm;
+    if let Ok(CpuOff::Last(ended)) = get(vm).life.cpu_off(caller.vcpu.index()) {
         hprintln!("vm {}: every vCPU called CPU_OFF", desc(vm).name);
         vm_ended(vm, VmEnd::Exit(0), ended);
     }
@@ -105,9 +107,9 @@ pub fn vcpu_off(vm: usize, vcpu: usize) -> Outcome {
 /// Ends VM `vm` (SYSTEM_OFF, Shutdown, a stop by the hypervisor); powers the machine off
 /// after the last VM. A VM being reset belongs to the vCPU resetting it, which has asked the
 /// caller to stop: the caller just leaves.
-pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
+pub fn finish_vm(vm: VmId, end: VmEnd) -> Outcome {
     let me = caller_in(vm);
-    if let Ok(VmOff::Ended { ended, notify }) = get(vm).life.vm_off(me) {
+    if let Ok(VmOff::Ended { ended, notify }) = get(vm).life.vm_off(me.map(VcpuId::index)) {
         notify_all(vm, notify);
         vm_ended(vm, end, ended);
     }
@@ -120,7 +122,7 @@ pub fn finish_vm(vm: usize, end: VmEnd) -> Outcome {
 
 /// The one place a VM is counted off: report its end, and power the machine off after the
 /// last VM. `ended` proves the caller's transition ended the VM (once per VM).
-fn vm_ended(vm: usize, end: VmEnd, ended: Ended) {
+fn vm_ended(vm: VmId, end: VmEnd, ended: Ended) {
     let code = match end {
         VmEnd::Exit(c) => c,
         VmEnd::Stopped => STOPPED_EXIT_CODE,
@@ -128,7 +130,7 @@ fn vm_ended(vm: usize, end: VmEnd, ended: Ended) {
     // The machine status this VM contributes: guest codes >= 64 become 64, so that no guest
     // can pass for a boot error, a hypervisor fault or a stopped VM (crates/abi status).
     get(vm).exit_code.store(vm_status(end), Ordering::Release);
-    defmt::info!("vm {=usize} off, exit {=u32}", vm, code);
+    defmt::info!("vm {=usize} off, exit {=u32}", vm.index(), code);
     console::vm_flush(vm);
     match end {
         VmEnd::Exit(_) => hprintln!("vm {} off (exit {})", desc(vm).name, code),
@@ -149,7 +151,7 @@ fn vm_status(end: VmEnd) -> u32 {
 
 /// Every VM is off: report and end the machine with the first non-zero VM status.
 fn machine_off() -> ! {
-    let code = (0..VMS.len())
+    let code = ids()
         .map(|i| get(i).exit_code.load(Ordering::Acquire))
         .find(|&c| c != 0)
         .unwrap_or(0);
@@ -162,12 +164,12 @@ fn machine_off() -> ! {
 /// one has left its core, reload the image and device tree into wiped RAM, restart vCPU 0 at
 /// the image entry. `Resume` when another vCPU is already resetting or ending the VM (which
 /// stops this one too).
-pub fn reset_vm(vm: usize) -> Outcome {
+pub fn reset_vm(vm: VmId) -> Outcome {
     let r = get(vm);
     let Some(me) = caller_in(vm) else {
         return Outcome::Resume;
     };
-    let Ok(ticket) = r.life.reset_begin(me) else {
+    let Ok(ticket) = r.life.reset_begin(me.index()) else {
         return Outcome::Resume;
     };
     let g = ticket.generation;
@@ -185,8 +187,8 @@ pub fn reset_vm(vm: usize) -> Outcome {
             pcpu::ack_local_stops();
             if hw::now() > deadline {
                 let stuck = (0..d.vcpus.len())
-                    .find(|&i| i != me && r.vcpus[i].state() != super::VcpuState::Off)
-                    .unwrap_or(me);
+                    .find(|&i| i != me.index() && r.vcpus[i].state() != super::VcpuState::Off)
+                    .unwrap_or(me.index());
                 hprintln!(
                     "vm {}: vcpu {} did not leave its core for the reset; stopping the VM",
                     d.name,
@@ -219,12 +221,12 @@ pub fn reset_vm(vm: usize) -> Outcome {
         return fail_reset(vm, g);
     }
     barrier::dsb(barrier::ISH);
-    pcpu::notify(vm, 0);
+    pcpu::notify(VcpuRef::new(vm, VcpuId(0)));
     Outcome::Off
 }
 
 /// Gives up reset `g` of `vm`: the VM is stopped (and counted off) instead.
-fn fail_reset(vm: usize, g: u32) -> Outcome {
+fn fail_reset(vm: VmId, g: u32) -> Outcome {
     if let Ok(ended) = get(vm).life.reset_fail(g) {
         vm_ended(vm, VmEnd::Stopped, ended);
     }
@@ -232,7 +234,7 @@ fn fail_reset(vm: usize, g: u32) -> Outcome {
 }
 
 /// Marks `vm` running with vCPU 0 ready to start (boot), and counts it on the machine.
-pub(super) fn arm_boot_vcpu(vm: usize) {
+pub(super) fn arm_boot_vcpu(vm: VmId) {
     let d = desc(vm);
     let r = get(vm);
     let mut start = r.vcpus[0].start.lock();

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use tessera_stage2::{GuestPhysAddr, MemAttrs, PageTable, PhysAddr, Stage2, Stage2Config};
 
-use super::{desc, get, MAX_MEM_REGIONS};
+use super::{desc, get, VmId, MAX_MEM_REGIONS};
 use crate::arch::cache;
 use crate::mm;
 
@@ -40,7 +40,7 @@ impl core::fmt::Display for BuildError {
 }
 
 /// Allocates VM `vm`'s memory, builds its stage-2 tables and loads its image and DTB.
-pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
+pub fn build(vm: VmId, config: &Stage2Config) -> Result<(), BuildError> {
     let d = desc(vm);
     let r = get(vm);
     if d.mem.len() > MAX_MEM_REGIONS {
@@ -92,7 +92,7 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
         )
         .map_err(|_| BuildError::Map { ipa: d.vgic.gicc })?;
     }
-    let vmid = (vm + 1) as u16;
+    let vmid = (vm.index() + 1) as u16;
     r.vttbr
         .store(Stage2Config::vttbr_el2(s2.root(), vmid), Ordering::Release);
     load(vm)
@@ -100,7 +100,7 @@ pub fn build(vm: usize, config: &Stage2Config) -> Result<(), BuildError> {
 
 /// Copies the image and the DTB into the VM's RAM and cleans it to the point of coherency
 /// (the guest starts with its MMU and caches off).
-pub fn load(vm: usize) -> Result<(), BuildError> {
+pub fn load(vm: VmId) -> Result<(), BuildError> {
     let d = desc(vm);
     let image_pa = contiguous_pa(vm, GuestPhysAddr(d.image_ipa), d.image.len() as u64)
         .ok_or(BuildError::ImageOutsideRam)?;
@@ -115,7 +115,7 @@ pub fn load(vm: usize) -> Result<(), BuildError> {
 }
 
 /// Zeroes all of the VM's RAM (before a reset reloads it).
-pub fn wipe(vm: usize) {
+pub fn wipe(vm: VmId) {
     let d = desc(vm);
     for (i, m) in d.mem.iter().enumerate() {
         let pa = PhysAddr(get(vm).region_pa[i].load(Ordering::Relaxed));
@@ -124,7 +124,7 @@ pub fn wipe(vm: usize) {
 }
 
 /// The physical address of guest-physical `ipa` in VM `vm`'s RAM.
-pub fn ipa_to_pa(vm: usize, ipa: GuestPhysAddr) -> Option<PhysAddr> {
+pub fn ipa_to_pa(vm: VmId, ipa: GuestPhysAddr) -> Option<PhysAddr> {
     let ipa = ipa.0;
     desc(vm).mem.iter().enumerate().find_map(|(i, m)| {
         (ipa >= m.ipa && ipa - m.ipa < m.size)
@@ -133,7 +133,7 @@ pub fn ipa_to_pa(vm: usize, ipa: GuestPhysAddr) -> Option<PhysAddr> {
 }
 
 /// Whether `[ipa, ipa + len)` lies inside one RAM region of VM `vm`.
-pub fn vm_ram_contains(vm: usize, ipa: GuestPhysAddr, len: u64) -> bool {
+pub fn vm_ram_contains(vm: VmId, ipa: GuestPhysAddr, len: u64) -> bool {
     let ipa = ipa.0;
     desc(vm)
         .mem
@@ -141,7 +141,7 @@ pub fn vm_ram_contains(vm: usize, ipa: GuestPhysAddr, len: u64) -> bool {
         .any(|m| ipa >= m.ipa && len <= m.size && ipa - m.ipa <= m.size - len)
 }
 
-fn contiguous_pa(vm: usize, ipa: GuestPhysAddr, len: u64) -> Option<PhysAddr> {
+fn contiguous_pa(vm: VmId, ipa: GuestPhysAddr, len: u64) -> Option<PhysAddr> {
     vm_ram_contains(vm, ipa, len)
         .then(|| ipa_to_pa(vm, ipa))
         .flatten()

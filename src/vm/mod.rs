@@ -21,6 +21,7 @@ pub use tessera_lifecycle::{VcpuState, VmState};
 use crate::arch::vcpu::{El1State, FpState};
 use crate::arch::{gic::vif::VifState, TrapFrame};
 use crate::config::{VcpuDesc, VmDesc, VMS};
+pub use crate::ids::{CoreId, VcpuId, VcpuRef, VmId};
 
 /// Capacities of the run-time tables (the config generator enforces the same limits).
 pub const MAX_VMS: usize = 16;
@@ -149,7 +150,7 @@ impl Vm {
 
     /// Counts a fault report; false once a VM has had its share (a misbehaving guest must not
     /// be able to flood the shared console).
-    pub fn may_report_fault(&self, vm: usize) -> bool {
+    pub fn may_report_fault(&self, vm: VmId) -> bool {
         const LIMIT: u32 = 16;
         let n = self.fault_reports.fetch_add(1, Ordering::Relaxed);
         if n == LIMIT {
@@ -187,19 +188,29 @@ static RUNNING_VMS: RunningCount = RunningCount::new();
 /// Physical MPIDR of each core, from the DTB.
 static CORE_MPIDR: [AtomicU64; MAX_PCPUS] = [const { AtomicU64::new(0) }; MAX_PCPUS];
 
-pub fn core_mpidr(core: usize) -> u64 {
+pub fn core_mpidr(core: CoreId) -> u64 {
     CORE_MPIDR
-        .get(core)
+        .get(core.index())
         .map_or(0, |m| m.load(Ordering::Relaxed))
 }
 
 /// Run-time state of VM `vm`.
-pub fn get(vm: usize) -> &'static Vm {
-    &VMS_LIVE[vm]
+pub fn get(vm: VmId) -> &'static Vm {
+    &VMS_LIVE[vm.index()]
 }
 
-/// The vCPU this core is running (or, on an exclusive core, the one it hosts), as `(vm, vcpu)`.
-pub fn current() -> Option<(usize, usize)> {
+/// The run-time state of vCPU `v`.
+pub fn vcpu(v: VcpuRef) -> &'static Vcpu {
+    &VMS_LIVE[v.vm.index()].vcpus[v.vcpu.index()]
+}
+
+/// Every VM of the config, in order.
+pub fn ids() -> impl Iterator<Item = VmId> {
+    (0..VMS.len()).map(VmId)
+}
+
+/// The vCPU this core is running (or, on an exclusive core, the one it hosts).
+pub fn current() -> Option<VcpuRef> {
     crate::pcpu::current()
 }
 
@@ -209,16 +220,27 @@ pub fn vtcr() -> u64 {
 }
 
 /// Static description of VM `vm`.
-pub fn desc(vm: usize) -> &'static VmDesc {
-    &VMS[vm]
+pub fn desc(vm: VmId) -> &'static VmDesc {
+    &VMS[vm.index()]
+}
+
+/// Static description of vCPU `v`.
+pub fn vcpu_desc(v: VcpuRef) -> &'static VcpuDesc {
+    &VMS[v.vm.index()].vcpus[v.vcpu.index()]
+}
+
+/// The physical core vCPU `v` is pinned to.
+pub fn core_of(v: VcpuRef) -> CoreId {
+    CoreId(vcpu_desc(v).pcpu)
 }
 
 /// The vCPU of `vm` whose MPIDR (affinity fields) is `mpidr`.
-pub fn vcpu_by_mpidr(vm: usize, mpidr: u64) -> Option<(usize, &'static VcpuDesc)> {
+pub fn vcpu_by_mpidr(vm: VmId, mpidr: u64) -> Option<(VcpuId, &'static VcpuDesc)> {
     const AFF_MASK: u64 = 0xff_00ff_ffff;
     desc(vm)
         .vcpus
         .iter()
         .enumerate()
         .find(|(_, v)| v.mpidr & AFF_MASK == mpidr & AFF_MASK)
+        .map(|(i, v)| (VcpuId(i), v))
 }

@@ -84,8 +84,9 @@ pub fn secondary_entry_pa() -> u64 {
     tessera_secondary_entry as *const () as u64
 }
 
-/// Top of core `index`'s stack.
-pub fn stack_top(index: usize) -> u64 {
+/// Top of core `core`'s stack.
+pub fn stack_top(core: crate::ids::CoreId) -> u64 {
+    let index = core.index();
     unsafe extern "C" {
         static __stacks_start: u8;
     }

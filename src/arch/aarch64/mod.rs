@@ -19,12 +19,14 @@ pub use exception::{enter_guest, run_on_fresh_stack, TrapFrame};
 pub use mmu::{build_el2_tables, enable_el2_mmu};
 
 use aarch64_cpu::asm;
+
+use crate::ids::CoreId;
 use aarch64_cpu::registers::TPIDR_EL2;
 use tock_registers::interfaces::Readable;
 
 /// Index of the physical core we run on (set from the boot protocol into TPIDR_EL2).
-pub fn core_index() -> usize {
-    TPIDR_EL2.get() as usize
+pub fn core_index() -> CoreId {
+    CoreId(TPIDR_EL2.get() as usize)
 }
 
 /// Stops this core for good (low power wait).

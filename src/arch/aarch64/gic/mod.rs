@@ -14,6 +14,7 @@ use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use crate::config::{GicDesc, GicVersion};
+use crate::ids::CoreId;
 
 /// The SGI Tessera sends to make a core look at its vCPU's state (stop/reset requests, new
 /// virtual interrupts for it).
@@ -89,7 +90,7 @@ pub fn init_distributor(desc: &GicDesc) {
 }
 
 /// Sets up this core's redistributor / CPU interface and enables SGIs on it.
-pub fn init_cpu(core: usize, mpidr: u64) {
+pub fn init_cpu(core: CoreId, mpidr: u64) {
     match GIC.get() {
         Some(Gic::V2(g)) => g.init_cpu(core),
         Some(Gic::V3(g)) => g.init_cpu(mpidr),
@@ -98,7 +99,7 @@ pub fn init_cpu(core: usize, mpidr: u64) {
 }
 
 /// Sends SGI `intid` to physical core `core` (whose MPIDR is `mpidr`).
-pub fn send_sgi(core: usize, mpidr: u64, intid: u32) {
+pub fn send_sgi(core: CoreId, mpidr: u64, intid: u32) {
     match GIC.get() {
         Some(Gic::V2(g)) => g.send_sgi(core, intid),
         Some(Gic::V3(g)) => g.send_sgi(mpidr, intid),
@@ -136,7 +137,7 @@ pub fn deactivate(intid: u32) {
 
 /// Enables physical `intid` for physical core `core` (PPIs: must be called on that core
 /// for GICv2, whose PPI registers are banked).
-pub fn enable(intid: u32, core: usize, mpidr: u64) {
+pub fn enable(intid: u32, core: CoreId, mpidr: u64) {
     match GIC.get() {
         Some(Gic::V2(g)) => g.enable(intid, core, HYP_PRIORITY),
         Some(Gic::V3(g)) => g.enable(intid, mpidr, HYP_PRIORITY),

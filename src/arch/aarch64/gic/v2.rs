@@ -9,6 +9,7 @@ use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use super::{set_priority, Distributor};
 use crate::config::GicDesc;
+use crate::ids::CoreId;
 use crate::mm::phys_to_mmio;
 
 register_structs! {
@@ -84,11 +85,11 @@ impl GicV2 {
         d.ctlr.set(1);
     }
 
-    pub fn init_cpu(&self, core: usize) {
+    pub fn init_cpu(&self, core: CoreId) {
         let d = self.gicd();
         // ITARGETSR0..7 read back this core's own CPU interface mask (banked).
         let mask = (d.itargetsr[0].get() & 0xff) as u8;
-        if let Some(slot) = CPU_IF.get(core) {
+        if let Some(slot) = CPU_IF.get(core.index()) {
             slot.store(mask, Ordering::Relaxed);
         }
         for p in d.ipriorityr.iter().take(8) {
@@ -103,8 +104,10 @@ impl GicV2 {
         c.ctlr.set(1 | (1 << 9));
     }
 
-    pub fn send_sgi(&self, core: usize, intid: u32) {
-        let mask = CPU_IF.get(core).map_or(0, |m| m.load(Ordering::Relaxed)) as u32;
+    pub fn send_sgi(&self, core: CoreId, intid: u32) {
+        let mask = CPU_IF
+            .get(core.index())
+            .map_or(0, |m| m.load(Ordering::Relaxed)) as u32;
         aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISHST);
         self.gicd().sgir.set((mask << 16) | (intid & 0xf));
     }
@@ -123,12 +126,14 @@ impl GicV2 {
 
     /// Enables `intid` (an SPI is targeted at `core`; SGIs/PPIs are banked per core, so this
     /// must run on the core concerned).
-    pub fn enable(&self, intid: u32, core: usize, priority: u8) {
+    pub fn enable(&self, intid: u32, core: CoreId, priority: u8) {
         let d = self.gicd();
         set_priority(&d.ipriorityr[(intid / 4) as usize], intid, priority);
         let shift = (intid % 4) * 8;
         if intid >= 32 {
-            let mask = CPU_IF.get(core).map_or(1, |m| m.load(Ordering::Relaxed)) as u32;
+            let mask = CPU_IF
+                .get(core.index())
+                .map_or(1, |m| m.load(Ordering::Relaxed)) as u32;
             let t = &d.itargetsr[(intid / 4) as usize];
             t.set((t.get() & !(0xff << shift)) | (mask << shift));
         }
