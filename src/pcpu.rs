@@ -19,7 +19,7 @@
 //! core (an attention flag plus the kick SGI), and the core itself applies the change at the
 //! end of its current exit (or in its idle loop).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use aarch64_cpu::asm;
 use spin::Mutex;
@@ -80,6 +80,23 @@ pub struct Pcpu {
     resched: AtomicBool,
     /// The running vCPU of a shared core, encoded `(vm << 8 | vcpu) + 1`; 0 = none.
     current: AtomicU32,
+    /// What the scheduling machinery did on this core (printed when the machine stops): an
+    /// exclusive core must show none of it.
+    stats: Stats,
+}
+
+/// Per-core counters of scheduler activity.
+struct Stats {
+    decisions: AtomicU64,
+    timer_irqs: AtomicU64,
+    wfx_traps: AtomicU64,
+    switches: AtomicU64,
+}
+
+impl Stats {
+    fn bump(c: &AtomicU64) {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
 }
 
 impl Pcpu {
@@ -89,6 +106,12 @@ impl Pcpu {
             attention: AtomicBool::new(false),
             resched: AtomicBool::new(false),
             current: AtomicU32::new(0),
+            stats: Stats {
+                decisions: AtomicU64::new(0),
+                timer_irqs: AtomicU64::new(0),
+                wfx_traps: AtomicU64::new(0),
+                switches: AtomicU64::new(0),
+            },
         }
     }
 }
@@ -229,9 +252,9 @@ fn physical_irq(intid: u32) {
     if intid == gic::PPI_HYP_TIMER {
         // The scheduler's deadline: it is re-armed by the decision at the end of this exit.
         hw::hyp_timer_set(None);
-        pcpu(arch::core_index())
-            .resched
-            .store(true, Ordering::Relaxed);
+        let p = pcpu(arch::core_index());
+        p.resched.store(true, Ordering::Relaxed);
+        Stats::bump(&p.stats.timer_irqs);
         gic::end_of_interrupt(intid);
         gic::deactivate(intid);
     } else {
@@ -381,8 +404,10 @@ fn shared(frame: &mut TrapFrame, core: CoreId, exit: Exit) {
                 apply_states(sh, servers, now);
             }
             let d: Decision = sh.sched.schedule(now);
+            Stats::bump(&p.stats.decisions);
             hw::hyp_timer_set(d.timer);
             if d.run != sh.running {
+                Stats::bump(&p.stats.switches);
                 if let Some(old) = sh.running.take() {
                     save(frame, server_vcpu(&servers[old]));
                     p.current.store(0, Ordering::Relaxed);
@@ -478,6 +503,40 @@ pub fn ack_local_stops() {
                 }
             }
         }
+    }
+}
+
+/// Counts a trapped WFI or WFE on this core.
+pub fn count_wfx_trap() {
+    Stats::bump(&pcpu(arch::core_index()).stats.wfx_traps);
+}
+
+/// Prints, for every core that hosts vCPUs, what its scheduling machinery did (when the
+/// machine stops). Exclusive cores must show zeros: no scheduler, no timer, no WFx trap.
+pub fn dump_stats() {
+    for (core, pd) in PCPUS.iter().enumerate() {
+        let policy = match pd.policy {
+            PcpuPolicy::Idle => continue,
+            PcpuPolicy::Exclusive { .. } => "exclusive",
+            PcpuPolicy::Shared {
+                policy: config::SchedPolicy::Edf,
+                ..
+            } => "edf",
+            PcpuPolicy::Shared {
+                policy: config::SchedPolicy::FixedPriority,
+                ..
+            } => "fixed-priority",
+        };
+        let st = &PCPU[core].stats;
+        hprintln!(
+            "core {} ({}): {} scheduler decisions, {} budget-timer interrupts, {} WFI/WFE traps, {} switches",
+            core,
+            policy,
+            st.decisions.load(Ordering::Relaxed),
+            st.timer_irqs.load(Ordering::Relaxed),
+            st.wfx_traps.load(Ordering::Relaxed),
+            st.switches.load(Ordering::Relaxed)
+        );
     }
 }
 

@@ -93,6 +93,7 @@ fn lower_sync(frame: &mut TrapFrame) -> Exit {
 /// idle until an interrupt or its virtual timer; WFE (a spin-wait hint) just lets the
 /// scheduler decide again.
 fn wait_for_interrupt(frame: &TrapFrame, esr: Esr) -> Exit {
+    pcpu::count_wfx_trap();
     let is_wfe = esr.iss() & 1 != 0;
     if is_wfe || !pcpu::is_shared() {
         return Exit::Resume;

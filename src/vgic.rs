@@ -384,6 +384,12 @@ pub fn physical_irq(intid: u32) {
                 // that asks for a maintenance interrupt at its EOI, with the physical PPI
                 // masked until then; unmasking re-evaluates the line. One extra exit per tick.
                 gic::deactivate(intid);
+                if !crate::arch::vcpu::vtimer_asserted() {
+                    // A stale edge of a level that has already dropped (the guest moved its
+                    // deadline): nothing to deliver. Injecting it would run the guest's handler
+                    // before its deadline (seen under host load on QEMU's GICv2).
+                    return;
+                }
                 gic::disable(intid, vm::core_mpidr(core));
                 let st = irq_state(v);
                 st.timer_masked.store(true, Ordering::Relaxed);

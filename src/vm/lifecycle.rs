@@ -155,6 +155,7 @@ fn machine_off() -> ! {
         .map(|i| get(i).exit_code.load(Ordering::Acquire))
         .find(|&c| c != 0)
         .unwrap_or(0);
+    pcpu::dump_stats();
     pcpu::dump_traces();
     hprintln!("all VMs off; exit {}", code);
     arch::halt_machine(code)

@@ -130,6 +130,15 @@ pub fn vtimer_off() {
     };
 }
 
+/// Whether this core's virtual timer condition holds and is signalled: CNTV_CTL_EL0 has
+/// ENABLE and ISTATUS set and IMASK clear (the level of PPI 27).
+pub fn vtimer_asserted() -> bool {
+    let ctl: u64;
+    // SAFETY: reading CNTV_CTL_EL0 at EL2 has no side effect.
+    unsafe { asm!("mrs {}, cntv_ctl_el0", out(reg) ctl, options(nomem, nostack, preserves_flags)) };
+    ctl & 0b111 == 0b101
+}
+
 /// The FP/SIMD registers of a vCPU (V0–V31, FPCR, FPSR).
 #[repr(C, align(16))]
 #[derive(Clone, Copy, Debug)]
