@@ -84,15 +84,8 @@ fn on_wake(_intid: u32) {
 
 /// Sets up the GIC (once) and the virtual timer interrupt with `handler`.
 fn timer_irq(handler: irq::Handler) -> Result<(), Failed> {
-    if !irq::initialized() {
-        if let Err(e) = irq::init() {
-            fail!("irq::init: {:?}", e);
-        }
-    }
-    let intid = timer::virt_intid();
-    irq::set_handler(intid, Some(handler));
-    if let Err(e) = irq::enable(intid) {
-        fail!("enable the virtual timer interrupt {}: {:?}", intid, e);
+    if let Err(e) = irq::use_virtual_timer(handler) {
+        fail!("cannot set up the virtual timer interrupt: {:?}", e);
     }
     Ok(())
 }

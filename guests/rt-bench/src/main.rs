@@ -395,13 +395,8 @@ impl fmt::Display for Us {
 
 /// Sets up the timer interrupt; fails with a line.
 fn timer_interrupt(handler: irq::Handler) -> Result<(), Failed> {
-    if let Err(e) = irq::init() {
-        fail!("irq::init: {:?}", e);
-    }
-    let intid = timer::virt_intid();
-    irq::set_handler(intid, Some(handler));
-    if let Err(e) = irq::enable(intid) {
-        fail!("cannot enable the virtual timer (INTID {}): {:?}", intid, e);
+    if let Err(e) = irq::use_virtual_timer(handler) {
+        fail!("cannot set up the virtual timer interrupt: {:?}", e);
     }
     Ok(())
 }

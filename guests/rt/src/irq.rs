@@ -69,6 +69,20 @@ pub fn init_cpu() -> Result<(), GicError> {
     Ok(())
 }
 
+/// Sets the GIC up if nobody did yet, registers `handler` for the calling CPU's virtual
+/// timer interrupt and enables it; returns its INTID. Interrupts stay masked locally.
+pub fn use_virtual_timer(handler: Handler) -> Result<u32, GicError> {
+    if initialized() {
+        init_cpu()?;
+    } else {
+        init()?;
+    }
+    let intid = crate::timer::virt_intid();
+    set_handler(intid, Some(handler));
+    enable(intid)?;
+    Ok(intid)
+}
+
 /// Whether [`init`] succeeded (so CPUs started later set up their interface by themselves).
 pub fn initialized() -> bool {
     crate::gic::ready()
