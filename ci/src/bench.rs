@@ -493,16 +493,9 @@ pub fn to_json(records: &[Record]) -> String {
 /// log's tail).
 fn run_one(paths: &Paths, spec: &QemuSpec, log: &Path, timeout: Duration) -> Result<Parsed> {
     let _ = std::fs::write(log.with_extension("cmd"), spec.describe() + "\n");
-    let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let err = file
-        .try_clone()
-        .context("cannot duplicate the log file handle")?;
     let child = spec
-        .command()
-        .current_dir(&paths.root)
+        .command_logged(&paths.root, log)?
         .stdin(Stdio::null())
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err))
         .spawn()
         .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
     let outcome = qemu::wait(child, Some(timeout))?;

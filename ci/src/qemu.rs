@@ -1,7 +1,8 @@
 //! QEMU command lines and waiting with a time limit.
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -30,6 +31,20 @@ pub struct QemuSpec {
 }
 
 impl QemuSpec {
+    /// The QEMU command, run from `root`, with standard output and error (the serial console
+    /// and QEMU's own messages) going to a new file `log`. The caller chooses stdin.
+    pub fn command_logged(&self, root: &Path, log: &Path) -> Result<Command> {
+        let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = file
+            .try_clone()
+            .context("cannot duplicate the log file handle")?;
+        let mut cmd = self.command();
+        cmd.current_dir(root)
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err));
+        Ok(cmd)
+    }
+
     pub fn args(&self) -> Vec<String> {
         let machine = if self.virtualization {
             format!("virt,virtualization=on,gic-version={}", self.gic)

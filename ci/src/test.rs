@@ -408,24 +408,16 @@ fn run_one(paths: &Paths, c: &Compiled, spec: &QemuSpec, log_dir: &Path) -> Outc
         log_dir.join(format!("{}.cmd", s.name)),
         spec.describe() + "\n",
     );
-    let file = match File::create(&log) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot create {}: {e}", log.display())),
+    let mut cmd: Command = match spec.command_logged(&paths.root, &log) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{e:#}")),
     };
-    let err = match file.try_clone() {
-        Ok(f) => f,
-        Err(e) => return fail(format!("cannot duplicate the log file handle: {e}")),
-    };
-    let mut cmd: Command = spec.command();
-    cmd.current_dir(&paths.root)
-        // With `input`, stdin is a pipe the feeder writes to and keeps open until QEMU ends.
-        .stdin(if c.input.is_empty() {
-            Stdio::null()
-        } else {
-            Stdio::piped()
-        })
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err));
+    // With `input`, stdin is a pipe the feeder writes to and keeps open until QEMU ends.
+    cmd.stdin(if c.input.is_empty() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    });
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -1015,18 +1014,10 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let _ = std::fs::write(o.log.with_extension("cmd"), spec.describe() + "\n");
-        let file =
-            File::create(&o.log).with_context(|| format!("cannot create {}", o.log.display()))?;
-        let err = file
-            .try_clone()
-            .context("cannot duplicate the log file handle")?;
         println!("xtask: {}", spec.describe());
         let child = spec
-            .command()
-            .current_dir(&paths.root)
+            .command_logged(&paths.root, &o.log)?
             .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(err))
             .spawn()
             .context("could not start qemu-system-aarch64; run `cargo xtask setup`")?;
         match qemu::wait(child, Some(*timeout))? {
