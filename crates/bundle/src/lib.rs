@@ -63,7 +63,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn code(self) -> u8 {
+    /// The entry's kind byte.
+    pub fn code(self) -> u8 {
         match self {
             Kind::Image => 1,
             Kind::Dtb => 2,
