@@ -64,3 +64,25 @@ pub fn stop_virt() {
 pub fn virt_fired() -> bool {
     CNTV_CTL_EL0.is_set(CNTV_CTL_EL0::ISTATUS)
 }
+
+/// A virtual-timer handler for [`sleep_until`]: stops the timer (its level drops), nothing
+/// else. Register it with `irq::use_virtual_timer(timer::stop_on_wake)`.
+pub fn stop_on_wake(_intid: u32) {
+    stop_virt();
+}
+
+/// Waits in `wfi` until the virtual counter reaches `when`: arms the virtual timer, waits,
+/// and lets its interrupt be taken, as often as needed. IRQs must be masked on entry and are
+/// masked on return; the virtual timer's interrupt must be enabled with a handler that stops
+/// the timer ([`stop_on_wake`]). Other interrupts taken meanwhile run their handlers. On a
+/// shared core the `wfi` blocks the vCPU until the deadline, so the core runs others.
+pub fn sleep_until(when: u64) {
+    while now() < when {
+        set_virt_deadline(when);
+        // With IRQs masked `wfi` still returns once an interrupt is pending; unmasking then
+        // takes it, and no wake-up is lost between the check and the wait.
+        crate::irq::wait();
+        crate::irq::enable_local();
+        crate::irq::disable_local();
+    }
+}
