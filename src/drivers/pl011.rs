@@ -1,4 +1,9 @@
 //! Arm PrimeCell PL011 UART (DDI 0183), polled: the hypervisor's console.
+//!
+//! The console (src/console.rs) writes with [`Pl011::try_write_byte`], which never waits: a
+//! full transmit FIFO leaves the byte queued in RAM for the next drain. Only the hypervisor's
+//! own last words (a fatal report, the final line before power-off) use the waiting
+//! [`Pl011::write_byte`].
 
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::register_structs;
@@ -35,6 +40,7 @@ impl Pl011 {
         unsafe { &*phys_to_mmio::<Registers>(self.base) }
     }
 
+    /// Sends `b`, waiting while the transmit FIFO is full.
     pub fn write_byte(&self, b: u8) {
         let r = self.regs();
         while r.fr.get() & FR_TXFF != 0 {
@@ -43,6 +49,17 @@ impl Pl011 {
         r.dr.set(b as u32);
     }
 
+    /// Sends `b` if the transmit FIFO has room; `false` (nothing sent) if it is full.
+    pub fn try_write_byte(&self, b: u8) -> bool {
+        let r = self.regs();
+        if r.fr.get() & FR_TXFF != 0 {
+            return false;
+        }
+        r.dr.set(b as u32);
+        true
+    }
+
+    /// One received byte, if the receive FIFO holds one (never waits).
     pub fn read_byte(&self) -> Option<u8> {
         let r = self.regs();
         (r.fr.get() & FR_RXFE == 0).then(|| (r.dr.get() & 0xff) as u8)

@@ -1,5 +1,10 @@
 //! A virtual PL011 per VM (DDI 0183 register map): what a guest writes to DR goes to the
-//! console under its name; DR reads take keyboard input when the VM has the input focus.
+//! console under its name (within the VM's rate budget, see src/console.rs); DR reads take
+//! keyboard input when the VM has the input focus.
+//! FR is answered from the VM's own state: the transmitter is always empty and never full (the
+//! console takes every byte, queues or drops it, without making the guest wait), RXFE says
+//! whether the VM's own input queue is empty. No register access takes a lock another VM
+//! shares or waits on the physical UART.
 //! Interrupts arrive with the vGIC (issue #3): RIS/MIS read as zero until then.
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -67,6 +72,7 @@ pub fn read(vm: VmId, offset: u64, _size: usize) -> u64 {
     match offset {
         DR => console::vm_input_pop(vm).map_or(0, u64::from),
         RSR => 0,
+        // TXFF and BUSY never set: a guest never waits for the console.
         FR => {
             if console::vm_input_ready(vm) {
                 FR_TXFE

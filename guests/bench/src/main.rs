@@ -16,7 +16,7 @@
 //!   `wfi`), whose IRQ entry reads `CNTVCT`; one SGI in flight at a time.
 //!
 //! With the bootarg `mode=probe|idle|spin` it runs one of the modes for shared cores instead
-//! (see [`sched`]).
+//! (see [`sched`]); `mode=console-victim` times its own console prints (see [`console`]).
 //!
 //! Run under QEMU with `-icount shift=0,sleep=off` for repeatable figures: `sleep=off` makes
 //! `wfi` skip to the next timer deadline without losing instructions' time. All waits on
@@ -49,6 +49,7 @@ macro_rules! fail {
     }};
 }
 
+mod console;
 mod sched;
 
 fn main(info: &'static BootInfo) -> u32 {
@@ -63,6 +64,9 @@ fn main(info: &'static BootInfo) -> u32 {
 
 fn run(info: &'static BootInfo) -> Result<(), Failed> {
     if let Some(mode) = info.bootarg("mode") {
+        if mode == "console-victim" {
+            return console::victim(info);
+        }
         return sched::run_mode(info, mode);
     }
     if let Err(e) = irq::init() {
