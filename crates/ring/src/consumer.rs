@@ -1,6 +1,6 @@
 //! The receiving end of a region.
 
-use crate::layout::{Layout, LayoutError, NotifyPolicy, MAX_CLASSES};
+use crate::layout::{ClassLayout, Layout, LayoutError, NotifyPolicy, MAX_CLASSES};
 use crate::mem::SharedMem;
 
 /// A message taken from the ring.
@@ -102,11 +102,11 @@ impl<M: SharedMem> Consumer<M> {
     /// consumer index found in memory (the region must have been
     /// [initialised](Layout::initialise)). Fails if the region is smaller than the layout.
     pub fn attach(mem: M, layout: Layout) -> Result<Self, LayoutError> {
-        layout.check_region(&mem)?;
-        let mut classes = [ConsumerClass::default(); MAX_CLASSES];
-        for (st, cl) in classes.iter_mut().zip(layout.classes()) {
-            st.next = mem.load_u32(cl.consumer_index_offset());
-        }
+        let next = layout.attach_indices(&mem, ClassLayout::consumer_index_offset)?;
+        let classes = core::array::from_fn(|k| ConsumerClass {
+            next: next[k],
+            stats: ConsumerStats::default(),
+        });
         Ok(Consumer {
             mem,
             layout,

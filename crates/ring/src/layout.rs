@@ -475,6 +475,22 @@ impl Layout {
         }
         Ok(())
     }
+
+    /// What attaching an end to `mem` starts from: checks that `mem` is large enough, then
+    /// reads one index per class, at the offset `index_offset` gives (the end's own index:
+    /// producer or consumer), each once. Classes past `num_classes` read 0.
+    pub(crate) fn attach_indices<M: SharedMem + ?Sized>(
+        &self,
+        mem: &M,
+        index_offset: fn(&ClassLayout) -> usize,
+    ) -> Result<[u32; MAX_CLASSES], LayoutError> {
+        self.check_region(mem)?;
+        let mut out = [0; MAX_CLASSES];
+        for (i, cl) in out.iter_mut().zip(self.classes()) {
+            *i = mem.load_u32(index_offset(cl));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -8,23 +8,96 @@ use core::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// A region of memory shared with an untrusted peer, addressed by byte offset from its start.
 ///
+/// An implementation gives the region's [`size`](SharedMem::size) and its 32-bit words as
+/// atomics ([`word`](SharedMem::word)); the word and byte accesses the protocol uses are
+/// default methods built on those two, so every implementation copies bytes the same way.
 /// Implementations must not panic and must stay memory-safe whatever the peer does. The
 /// protocol only uses in-range offsets (a [`Layout`](crate::Layout) is checked against
-/// [`size`](SharedMem::size) before use) and 4-byte aligned ones for words; an implementation
-/// may ignore out-of-range writes and return zeros for out-of-range reads.
+/// [`size`](SharedMem::size) before use) and 4-byte aligned ones for words; out-of-range writes
+/// are ignored and out-of-range reads return zeros.
 pub trait SharedMem {
-    /// Size of the region in bytes.
+    /// Size of the region in bytes (a multiple of 4: whole words).
     fn size(&self) -> usize;
+
+    /// The `index`-th 32-bit word of the region, or `None` past the end.
+    fn word(&self, index: usize) -> Option<&AtomicU32>;
+
     /// Reads the 32-bit word at `offset` (4-byte aligned) with acquire ordering.
-    fn load_u32(&self, offset: usize) -> u32;
+    fn load_u32(&self, offset: usize) -> u32 {
+        debug_assert!(offset.is_multiple_of(4) && offset < self.size());
+        if !offset.is_multiple_of(4) {
+            return 0;
+        }
+        self.word(offset / 4)
+            .map_or(0, |a| a.load(Ordering::Acquire))
+    }
+
     /// Writes the 32-bit word at `offset` (4-byte aligned) with release ordering.
-    fn store_u32(&self, offset: usize, value: u32);
+    fn store_u32(&self, offset: usize, value: u32) {
+        debug_assert!(offset.is_multiple_of(4) && offset < self.size());
+        if !offset.is_multiple_of(4) {
+            return;
+        }
+        if let Some(a) = self.word(offset / 4) {
+            a.store(value, Ordering::Release);
+        }
+    }
+
     /// Copies `buf.len()` bytes starting at `offset` into `buf` (no ordering of its own: it is
-    /// ordered by the `load_u32` that precedes it).
-    fn read_bytes(&self, offset: usize, buf: &mut [u8]);
+    /// ordered by the `load_u32` that precedes it). Bytes past the end read as 0.
+    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
+        debug_assert!(offset
+            .checked_add(buf.len())
+            .is_some_and(|end| end <= self.size()));
+        let mut off = offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let Some(word) = self.word(off / 4) else {
+                buf[done..].fill(0);
+                return;
+            };
+            let first = off % 4;
+            let n = (4 - first).min(buf.len() - done);
+            let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
+            buf[done..done + n].copy_from_slice(&bytes[first..first + n]);
+            done += n;
+            off += n;
+        }
+    }
+
     /// Copies `data` to the region starting at `offset` (ordered by the `store_u32` that
-    /// follows it).
-    fn write_bytes(&self, offset: usize, data: &[u8]);
+    /// follows it). Bytes past the end are dropped.
+    fn write_bytes(&self, offset: usize, data: &[u8]) {
+        debug_assert!(offset
+            .checked_add(data.len())
+            .is_some_and(|end| end <= self.size()));
+        let mut off = offset;
+        let mut done = 0;
+        while done < data.len() {
+            let Some(word) = self.word(off / 4) else {
+                return;
+            };
+            let first = off % 4;
+            let n = (4 - first).min(data.len() - done);
+            if n == 4 {
+                let v = [data[done], data[done + 1], data[done + 2], data[done + 3]];
+                word.store(u32::from_ne_bytes(v), Ordering::Relaxed);
+            } else {
+                // Part of a word: replace only our bytes, leaving the others intact. Two
+                // wait-free read-modify-writes rather than a compare-exchange loop, which a peer
+                // writing the same word continuously could keep failing.
+                let mut mask = [0u8; 4];
+                let mut val = [0u8; 4];
+                mask[first..first + n].fill(0xff);
+                val[first..first + n].copy_from_slice(&data[done..done + n]);
+                word.fetch_and(!u32::from_ne_bytes(mask), Ordering::Relaxed);
+                word.fetch_or(u32::from_ne_bytes(val), Ordering::Relaxed);
+            }
+            done += n;
+            off += n;
+        }
+    }
+
     /// A full (sequentially consistent) fence between an earlier store and a later load, as
     /// needed around the event index so that no wake-up is lost. On AArch64: `dmb ish`.
     fn fence(&self) {
@@ -35,6 +108,9 @@ pub trait SharedMem {
 impl<T: SharedMem + ?Sized> SharedMem for &T {
     fn size(&self) -> usize {
         (**self).size()
+    }
+    fn word(&self, index: usize) -> Option<&AtomicU32> {
+        (**self).word(index)
     }
     fn load_u32(&self, offset: usize) -> u32 {
         (**self).load_u32(offset)
@@ -50,83 +126,6 @@ impl<T: SharedMem + ?Sized> SharedMem for &T {
     }
     fn fence(&self) {
         (**self).fence()
-    }
-}
-
-/// Word-granular access, from which the byte copies of [`SharedMem`] are built.
-pub(crate) trait WordAccess {
-    /// Number of 32-bit words in the region.
-    fn word_count(&self) -> usize;
-    /// The `index`-th word, or `None` past the end.
-    fn word(&self, index: usize) -> Option<&AtomicU32>;
-}
-
-pub(crate) fn load_word<W: WordAccess + ?Sized>(w: &W, offset: usize) -> u32 {
-    debug_assert!(offset.is_multiple_of(4) && offset / 4 < w.word_count());
-    if !offset.is_multiple_of(4) {
-        return 0;
-    }
-    w.word(offset / 4).map_or(0, |a| a.load(Ordering::Acquire))
-}
-
-pub(crate) fn store_word<W: WordAccess + ?Sized>(w: &W, offset: usize, value: u32) {
-    debug_assert!(offset.is_multiple_of(4) && offset / 4 < w.word_count());
-    if !offset.is_multiple_of(4) {
-        return;
-    }
-    if let Some(a) = w.word(offset / 4) {
-        a.store(value, Ordering::Release);
-    }
-}
-
-pub(crate) fn read_bytes_by_word<W: WordAccess + ?Sized>(w: &W, offset: usize, buf: &mut [u8]) {
-    debug_assert!(offset
-        .checked_add(buf.len())
-        .is_some_and(|end| end <= w.word_count() * 4));
-    let mut off = offset;
-    let mut done = 0;
-    while done < buf.len() {
-        let Some(word) = w.word(off / 4) else {
-            buf[done..].fill(0);
-            return;
-        };
-        let first = off % 4;
-        let n = (4 - first).min(buf.len() - done);
-        let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
-        buf[done..done + n].copy_from_slice(&bytes[first..first + n]);
-        done += n;
-        off += n;
-    }
-}
-
-pub(crate) fn write_bytes_by_word<W: WordAccess + ?Sized>(w: &W, offset: usize, data: &[u8]) {
-    debug_assert!(offset
-        .checked_add(data.len())
-        .is_some_and(|end| end <= w.word_count() * 4));
-    let mut off = offset;
-    let mut done = 0;
-    while done < data.len() {
-        let Some(word) = w.word(off / 4) else {
-            return;
-        };
-        let first = off % 4;
-        let n = (4 - first).min(data.len() - done);
-        if n == 4 {
-            let v = [data[done], data[done + 1], data[done + 2], data[done + 3]];
-            word.store(u32::from_ne_bytes(v), Ordering::Relaxed);
-        } else {
-            // Part of a word: replace only our bytes, leaving the others intact. Two wait-free
-            // read-modify-writes rather than a compare-exchange loop, which a peer writing the
-            // same word continuously could keep failing.
-            let mut mask = [0u8; 4];
-            let mut val = [0u8; 4];
-            mask[first..first + n].fill(0xff);
-            val[first..first + n].copy_from_slice(&data[done..done + n]);
-            word.fetch_and(!u32::from_ne_bytes(mask), Ordering::Relaxed);
-            word.fetch_or(u32::from_ne_bytes(val), Ordering::Relaxed);
-        }
-        done += n;
-        off += n;
     }
 }
 
@@ -149,30 +148,12 @@ impl<'a> AtomicSliceMem<'a> {
     }
 }
 
-impl WordAccess for AtomicSliceMem<'_> {
-    fn word_count(&self) -> usize {
-        self.words.len()
-    }
-    fn word(&self, index: usize) -> Option<&AtomicU32> {
-        self.words.get(index)
-    }
-}
-
 impl SharedMem for AtomicSliceMem<'_> {
     fn size(&self) -> usize {
         self.words.len() * 4
     }
-    fn load_u32(&self, offset: usize) -> u32 {
-        load_word(self, offset)
-    }
-    fn store_u32(&self, offset: usize, value: u32) {
-        store_word(self, offset, value)
-    }
-    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
-        read_bytes_by_word(self, offset, buf)
-    }
-    fn write_bytes(&self, offset: usize, data: &[u8]) {
-        write_bytes_by_word(self, offset, data)
+    fn word(&self, index: usize) -> Option<&AtomicU32> {
+        self.words.get(index)
     }
 }
 

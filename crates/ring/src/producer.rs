@@ -1,6 +1,6 @@
 //! The sending end of a region.
 
-use crate::layout::{Layout, LayoutError, NotifyPolicy, MAX_CLASSES};
+use crate::layout::{ClassLayout, Layout, LayoutError, NotifyPolicy, MAX_CLASSES};
 use crate::mem::SharedMem;
 
 /// Whether the receiver must be notified (the channel's doorbell hypercall) after a send.
@@ -75,13 +75,14 @@ impl<M: SharedMem> Producer<M> {
     /// (the region must have been [initialised](Layout::initialise)). Fails if the region is
     /// smaller than the layout.
     pub fn attach(mem: M, layout: Layout) -> Result<Self, LayoutError> {
-        layout.check_region(&mem)?;
-        let mut classes = [ProducerClass::default(); MAX_CLASSES];
-        for (st, cl) in classes.iter_mut().zip(layout.classes()) {
-            st.next = mem.load_u32(cl.producer_index_offset());
+        let next = layout.attach_indices(&mem, ClassLayout::producer_index_offset)?;
+        let classes = core::array::from_fn(|k| ProducerClass {
+            next: next[k],
             // Assume full until a valid consumer index is read.
-            st.cached_consumer = st.next.wrapping_sub(cl.geometry.slot_count);
-        }
+            cached_consumer: next[k]
+                .wrapping_sub(layout.classes().get(k).map_or(0, |c| c.geometry.slot_count)),
+            stats: ProducerStats::default(),
+        });
         Ok(Producer {
             mem,
             layout,

@@ -8,9 +8,7 @@
 use core::ptr::NonNull;
 use core::sync::atomic::AtomicU32;
 
-use crate::mem::{
-    load_word, read_bytes_by_word, store_word, write_bytes_by_word, SharedMem, WordAccess,
-};
+use crate::mem::SharedMem;
 
 /// The shared region as a base pointer and a size, for guests (and the hypervisor) that have it
 /// mapped. Copyable: all copies access the same memory, atomically.
@@ -48,9 +46,9 @@ impl RawSharedMem {
     }
 }
 
-impl WordAccess for RawSharedMem {
-    fn word_count(&self) -> usize {
-        self.words
+impl SharedMem for RawSharedMem {
+    fn size(&self) -> usize {
+        self.words * 4
     }
 
     fn word(&self, index: usize) -> Option<&AtomicU32> {
@@ -63,23 +61,5 @@ impl WordAccess for RawSharedMem {
         // `AtomicU32::from_ptr` requires. A wrong promise would make this access fault or race
         // with non-atomic code.
         Some(unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(index)) })
-    }
-}
-
-impl SharedMem for RawSharedMem {
-    fn size(&self) -> usize {
-        self.words * 4
-    }
-    fn load_u32(&self, offset: usize) -> u32 {
-        load_word(self, offset)
-    }
-    fn store_u32(&self, offset: usize, value: u32) {
-        store_word(self, offset, value)
-    }
-    fn read_bytes(&self, offset: usize, buf: &mut [u8]) {
-        read_bytes_by_word(self, offset, buf)
-    }
-    fn write_bytes(&self, offset: usize, data: &[u8]) {
-        write_bytes_by_word(self, offset, data)
     }
 }
