@@ -3,7 +3,7 @@
 use aarch64_cpu::registers::{ELR_EL2, ESR_EL2, FAR_EL2, SPSR_EL2};
 use tock_registers::interfaces::Readable;
 
-use crate::arch::esr::{self, Esr, ExceptionClass};
+use crate::arch::esr::{self, Esr, Trap};
 use crate::arch::exception::VectorKind;
 use crate::arch::{self, regs, TrapFrame};
 use crate::config::FaultPolicy;
@@ -37,40 +37,40 @@ fn lower_sync(frame: &mut TrapFrame) -> Exit {
         esr.iss(),
         frame.elr
     );
-    match esr.class() {
-        ExceptionClass::Hvc64 => {
-            if esr.imm16() != 0 {
+    let gic_v3 = crate::config::BOARD.gic.version == crate::config::GicVersion::V3;
+    match esr::decode(esr, gic_v3) {
+        Trap::Hvc { imm } => {
+            if imm != 0 {
                 frame.x[0] = tessera_abi::Error::NotSupported.as_reg();
                 Exit::Resume
             } else {
                 call(frame, true)
             }
         }
-        ExceptionClass::Smc64 => {
+        Trap::Smc => {
             // A trapped SMC returns to the SMC itself; step over it.
             frame.elr += 4;
             call(frame, false)
         }
-        ExceptionClass::DataAbortLower => data_abort(frame, esr),
-        ExceptionClass::InstrAbortLower => {
+        Trap::DataAbort { esr, may_be_mmio } => data_abort(frame, esr, may_be_mmio),
+        Trap::InstrAbort => {
             let far = FAR_EL2.get();
             stage2_fault(frame, esr, far, regs::fault_ipa(far), true)
         }
-        ExceptionClass::WfiWfe => {
+        Trap::Wfx { wfe } => {
             frame.elr += 4;
-            wait_for_interrupt(frame, esr)
+            wait_for_interrupt(frame, wfe)
         }
-        ExceptionClass::SysReg if is_sgi1r_write(esr) => {
+        Trap::Sgi1rWrite { rt } => {
             let v = current_or_fatal(frame);
-            vgic::sgi1r(v, frame.reg(((esr.iss() >> 5) & 0x1f) as usize));
+            vgic::sgi1r(v, frame.reg(rt));
             frame.elr += 4;
             Exit::Resume
         }
-        _ => {
+        trap @ (Trap::SysReg | Trap::Undefined) => {
             let caller = current_or_fatal(frame);
             let (vm, vcpu) = (caller.vm, caller.vcpu);
-            if esr.class() == ExceptionClass::SysReg && sysreg::handle(frame, caller, esr).is_some()
-            {
+            if trap == Trap::SysReg && sysreg::handle(frame, caller, esr).is_some() {
                 return Exit::Resume;
             }
             if vm::get(vm).may_report_fault(vm) {
@@ -92,9 +92,8 @@ fn lower_sync(frame: &mut TrapFrame) -> Exit {
 /// A trapped WFI or WFE (only shared cores trap them). WFI with nothing pending makes the vCPU
 /// idle until an interrupt or its virtual timer; WFE (a spin-wait hint) just lets the
 /// scheduler decide again.
-fn wait_for_interrupt(frame: &TrapFrame, esr: Esr) -> Exit {
+fn wait_for_interrupt(frame: &TrapFrame, is_wfe: bool) -> Exit {
     pcpu::count_wfx_trap();
-    let is_wfe = esr.iss() & 1 != 0;
     if is_wfe || !pcpu::is_shared() {
         return Exit::Resume;
     }
@@ -107,14 +106,6 @@ fn wait_for_interrupt(frame: &TrapFrame, esr: Esr) -> Exit {
         Some(t) if t <= crate::arch::vcpu::now() => Exit::Resume,
         wake_at => Exit::Idle { wake_at },
     }
-}
-
-/// A trapped MSR ICC_SGI1R_EL1 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5), GICv3 only: with
-/// HCR_EL2.IMO set, SGI generation at EL1 traps to EL2 (IHI 0069 §12.2).
-fn is_sgi1r_write(esr: Esr) -> bool {
-    const SGI1R: u32 = (3 << 20) | (5 << 17) | (12 << 10) | (11 << 1);
-    const MASK: u32 = (3 << 20) | (7 << 17) | (7 << 14) | (0xf << 10) | (0xf << 1) | 1;
-    crate::config::BOARD.gic.version == crate::config::GicVersion::V3 && esr.iss() & MASK == SGI1R
 }
 
 /// HVC or SMC: PSCI and SMCCC architecture calls by either conduit, Tessera calls by HVC.
@@ -131,11 +122,13 @@ fn call(frame: &mut TrapFrame, via_hvc: bool) -> Exit {
     }
 }
 
-fn data_abort(frame: &mut TrapFrame, esr: Esr) -> Exit {
+/// A data abort: an emulated device's MMIO (only a translation fault not on a stage-1 walk
+/// can be one), else a stage-2 fault.
+fn data_abort(frame: &mut TrapFrame, esr: Esr, may_be_mmio: bool) -> Exit {
     let far = FAR_EL2.get();
     let ipa = regs::fault_ipa(far);
     let caller = current_or_fatal(frame);
-    if !esr.s1ptw() && esr.is_translation_fault() {
+    if may_be_mmio {
         if let Some(handled) = vdev::mmio(frame, caller, ipa, esr) {
             if handled {
                 frame.elr += 4;
