@@ -1,11 +1,14 @@
 //! Build script of the EL2 image: validates `boards/$TESSERA_BOARD/board.toml` with
 //! `boards/$TESSERA_BOARD/configs/$TESSERA_CONFIG.toml` (crates/config) and writes into OUT_DIR
-//! `config.rs` (the `BOARD`, `VMS`, `PCPUS` tables), `link.x`, and the per-VM images and DTBs.
+//! `config.rs` (the `BOARD`, `VMS`, `PCPUS`, `CHANNELS` tables and the `BUNDLE` descriptor),
+//! `link.x` and `payloads.bin` (the payload bundle; `cargo xtask` writes the same beside the
+//! image).
 //!
 //! Environment (docs/internals.md): `TESSERA_BOARD`, `TESSERA_CONFIG` (name or path),
 //! `TESSERA_GIC` (2 | 3), `TESSERA_GUEST_DIR`, `TESSERA_IMAGE_<VM>`.
 //! Without `TESSERA_BOARD` (a bare `cargo clippy -p tessera --target ...`) it uses
-//! `qemu-virt` / `default` and embeds empty placeholders for guest images not built yet.
+//! `qemu-virt` / `default` and puts empty placeholders into the bundle for guest images not
+//! built yet.
 
 use std::env;
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ mod hypercall;
 mod ids;
 mod mm;
 mod panic;
+mod payload;
 mod pcpu;
 mod smccc;
 mod sysreg;

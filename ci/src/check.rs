@@ -103,9 +103,13 @@ pub fn validate(
     })
 }
 
-/// Before a build: every problem of `hb`'s config with its image overrides, as lines (empty:
-/// valid). Guest images must exist by then.
-pub fn problems_before_build(paths: &Paths, hb: &HypervisorBuild) -> Result<Vec<String>> {
+/// Before a build: `hb`'s config with its image overrides resolved exactly as the image's
+/// build script will (the payload bundle written beside the image comes from it), or every
+/// problem, as lines. Guest images must exist by then.
+pub fn load_for_build(
+    paths: &Paths,
+    hb: &HypervisorBuild,
+) -> Result<Result<tessera_config::System, Vec<String>>> {
     let board_dir = images::board_dir(paths, &hb.board)?;
     let mut opts = tessera_config::Options::new(&paths.root, &hb.board, &hb.config);
     opts.board_dir = board_dir;
@@ -115,10 +119,10 @@ pub fn problems_before_build(paths: &Paths, hb: &HypervisorBuild) -> Result<Vec<
     opts.read_image_env = false;
     opts.image_overrides = hb.overrides.iter().cloned().collect();
     opts.missing_images = tessera_config::MissingImages::Error;
-    Ok(match tessera_config::check_with(&opts) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
-    })
+    Ok(
+        tessera_config::load(&opts)
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect()),
+    )
 }
 
 #[cfg(test)]

@@ -103,6 +103,11 @@ impl HypervisorBuild {
     }
 }
 
+/// The payload bundle written beside a Tessera image: `<image stem>.payloads`.
+pub fn payloads_path(image: &Path) -> PathBuf {
+    image.with_extension("payloads")
+}
+
 /// `boards/<board>`, checked.
 pub fn board_dir(paths: &Paths, board: &str) -> Result<PathBuf> {
     let dir = paths.root.join("boards").join(board);
@@ -391,9 +396,9 @@ impl<'a> Builder<'a> {
         }
         std::fs::create_dir_all(paths.guest_dir())
             .with_context(|| format!("cannot create {}", paths.guest_dir().display()))?;
-        let problems = crate::check::problems_before_build(paths, hb)?;
-        if !problems.is_empty() {
-            for p in &problems {
+        let system = crate::check::load_for_build(paths, hb)?;
+        if let Err(problems) = &system {
+            for p in problems {
                 println!("{p}");
             }
             let config = util::display_rel(paths, &hb.config_path);
@@ -430,6 +435,9 @@ impl<'a> Builder<'a> {
                 hb.gic
             );
         }
+        let Ok(system) = system else {
+            unreachable!("problems were reported above")
+        };
         let features = hb.cargo_features();
         println!(
             "xtask: building tessera for board {}, config {}, GICv{}{} ...",
@@ -494,6 +502,18 @@ impl<'a> Builder<'a> {
             "xtask: image ready: {} ({} KiB)",
             util::display_rel(paths, &image),
             size.div_ceil(1024)
+        );
+        // The guest payloads, beside the image: what `QemuSpec` loads with it.
+        let payloads = payloads_path(&image);
+        let p = &system.payloads;
+        tessera_config::codegen::write_if_changed(&payloads, &p.bytes)
+            .with_context(|| format!("cannot write {}", payloads.display()))?;
+        println!(
+            "xtask: payloads ready: {} ({} KiB: images and DTBs of {} VM(s); loaded at {:#x})",
+            util::display_rel(paths, &payloads),
+            (p.bytes.len() as u64).div_ceil(1024),
+            system.vms.len(),
+            p.region.base
         );
         Ok(BuiltImage {
             image,

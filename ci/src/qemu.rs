@@ -76,6 +76,13 @@ impl QemuSpec {
             a.push("-semihosting".into());
         }
         a.extend(["-kernel".into(), self.kernel.display().to_string()]);
+        if let Some((file, addr)) = payloads_of(&self.kernel) {
+            // The guest payloads of a Tessera image (crates/bundle), where its header says.
+            a.extend([
+                "-device".into(),
+                format!("loader,file={},addr={addr:#x},force-raw=on", file.display()),
+            ]);
+        }
         if self.gdb {
             a.extend(["-s".into(), "-S".into()]);
         }
@@ -155,4 +162,18 @@ fn terminate(child: &mut Child) {
 /// if no such line was printed. QEMU's own exit status says nothing (PSCI SYSTEM_OFF: 0).
 pub fn hypervisor_status(log: &str) -> Option<u32> {
     tessera_abi::status::status_of_log(log)
+}
+
+/// The payload bundle beside a Tessera image (`<stem>.payloads`) and the address its header
+/// says it must be loaded at; `None` for images without one (bare guests).
+pub fn payloads_of(kernel: &Path) -> Option<(PathBuf, u64)> {
+    use std::io::Read;
+    let file = crate::images::payloads_path(kernel);
+    let mut header = [0u8; tessera_bundle::HEADER_SIZE];
+    File::open(&file).ok()?.read_exact(&mut header).ok()?;
+    if header[..8] != tessera_bundle::MAGIC {
+        return None;
+    }
+    let addr = u64::from_le_bytes(header[24..32].try_into().ok()?);
+    Some((file, addr))
 }

@@ -110,6 +110,22 @@ pub struct Scenario {
     pub input: Vec<Input>,
     #[serde(default)]
     pub host_untouched: Vec<String>,
+    /// What QEMU gets of the image's payload bundle (tests of the hypervisor's checks).
+    #[serde(default)]
+    pub payloads: PayloadMode,
+}
+
+/// `payloads = ...` of a scenario.
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadMode {
+    /// The bundle the build wrote, where its header says (`cargo xtask run` does the same).
+    #[default]
+    Load,
+    /// No bundle at all.
+    Omit,
+    /// The bundle with one byte of its last payload flipped.
+    Corrupt,
 }
 
 /// One piece of console input: `send` once a line matches `after`.

@@ -157,7 +157,15 @@ pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>)
             images.insert(key.clone(), built);
         }
         match images.get(&key).cloned().flatten() {
-            Some(image) => jobs_list.push((c, qemu_spec(c, &spec, image))),
+            Some(image) => match payload_variant(paths, s, &image) {
+                Ok(image) => jobs_list.push((c, qemu_spec(c, &spec, image))),
+                Err(e) => report.outcomes.push(Outcome {
+                    name: format!("scenario {}", s.name),
+                    passed: false,
+                    time: Duration::ZERO,
+                    detail: vec![format!("{e:#}")],
+                }),
+            },
             None => report.outcomes.push(Outcome {
                 name: format!("scenario {}", s.name),
                 passed: false,
@@ -337,6 +345,42 @@ fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
             Ok(builder.build_hypervisor(&hb)?.image)
         }
     }
+}
+
+/// The image a scenario boots: `image` itself, or (for `payloads = "omit" | "corrupt"`) a copy
+/// `target/tessera/scenario-<name>.bin` without, or with a damaged, payload bundle beside it.
+fn payload_variant(paths: &Paths, s: &crate::scenario::Scenario, image: &Path) -> Result<PathBuf> {
+    use crate::scenario::PayloadMode;
+    if s.payloads == PayloadMode::Load {
+        return Ok(image.to_path_buf());
+    }
+    let copy = paths
+        .target
+        .join("tessera")
+        .join(format!("scenario-{}.bin", s.name));
+    std::fs::copy(image, &copy)
+        .with_context(|| format!("cannot copy {} to {}", image.display(), copy.display()))?;
+    let bundle_copy = crate::images::payloads_path(&copy);
+    let _ = std::fs::remove_file(&bundle_copy);
+    if s.payloads == PayloadMode::Corrupt {
+        let src = crate::images::payloads_path(image);
+        let mut bytes =
+            std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+        let (_, base) = crate::qemu::payloads_of(image)
+            .with_context(|| format!("{} is not a payload bundle", src.display()))?;
+        let bundle = tessera_bundle::Bundle::parse(&bytes, base)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", src.display()))?;
+        let last = (0..bundle.len())
+            .rev()
+            .filter_map(|i| bundle.entry(i))
+            .find(|e| e.size > 0)
+            .context("the bundle has no non-empty payload to damage")?;
+        let at = (last.offset + last.size / 2) as usize;
+        bytes[at] ^= 0x5a;
+        std::fs::write(&bundle_copy, &bytes)
+            .with_context(|| format!("cannot write {}", bundle_copy.display()))?;
+    }
+    Ok(copy)
 }
 
 fn qemu_spec(c: &Compiled, spec: &ImageSpec, kernel: PathBuf) -> QemuSpec {

@@ -8,7 +8,7 @@ use tock_registers::interfaces::Readable;
 
 use super::{lifecycle, memory, CoreId, CORE_MPIDR, MAX_PCPUS, MAX_VCPUS, MAX_VMS};
 use crate::arch::{self, cache, exception, gic, psci};
-use crate::config::{GicVersion, PhysRange, BOARD, PCPUS, VMS};
+use crate::config::{GicVersion, PhysRange, BOARD, BUNDLE, PCPUS, VMS};
 use crate::{hprintln, mm};
 
 /// Exit code of the machine when Tessera refuses to boot.
@@ -61,6 +61,7 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     let image_end = &raw const __image_end as u64;
     let reserved = [
         BOARD.hyp_region,
+        BUNDLE.region,
         PhysRange {
             base: image_start,
             size: image_end - image_start,
@@ -72,6 +73,18 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     ];
     if let Err(e) = mm::init_frames(BOARD.ram, &reserved) {
         boot_error(format_args!("frame allocator: {:?}", e));
+    }
+    match crate::payload::init() {
+        Ok(b) => hprintln!(
+            "payloads: {} verified (SHA-256), {} KiB at {:#x}",
+            b.len(),
+            b.total_size().div_ceil(1024),
+            BUNDLE.region.base
+        ),
+        Err(e) => boot_error(format_args!(
+            "payload bundle at {:#x}: {} (load this build's `<image>.payloads` there: `cargo xtask run` does; by hand, QEMU `-device loader,file=<image>.payloads,addr={:#x},force-raw=on`)",
+            BUNDLE.region.base, e, BUNDLE.region.base
+        )),
     }
 
     gic::init_distributor(&BOARD.gic);

@@ -17,6 +17,7 @@ pub enum BuildError {
     PlacementTaken { pa: u64, size: u64 },
     Map { ipa: u64 },
     ImageOutsideRam,
+    PayloadMissing,
     Channel(crate::channel::ChannelError),
 }
 
@@ -34,6 +35,9 @@ impl core::fmt::Display for BuildError {
             ),
             BuildError::Map { ipa } => write!(f, "stage-2 mapping failed at IPA {:#x}", ipa),
             BuildError::ImageOutsideRam => write!(f, "image or DTB outside the VM's RAM"),
+            BuildError::PayloadMissing => {
+                write!(f, "the payload bundle lacks this VM's image or DTB")
+            }
             BuildError::Channel(e) => write!(f, "{}", e),
         }
     }
@@ -102,12 +106,16 @@ pub fn build(vm: VmId, config: &Stage2Config) -> Result<(), BuildError> {
 /// (the guest starts with its MMU and caches off).
 pub fn load(vm: VmId) -> Result<(), BuildError> {
     let d = desc(vm);
-    let image_pa = contiguous_pa(vm, GuestPhysAddr(d.image_ipa), d.image.len() as u64)
+    let (image, dtb) = (crate::payload::bytes(d.image), crate::payload::bytes(d.dtb));
+    if image.len() as u64 != d.image.size || dtb.len() as u64 != d.dtb.size {
+        return Err(BuildError::PayloadMissing);
+    }
+    let image_pa = contiguous_pa(vm, GuestPhysAddr(d.image_ipa), d.image.size)
         .ok_or(BuildError::ImageOutsideRam)?;
-    let dtb_pa = contiguous_pa(vm, GuestPhysAddr(d.dtb_ipa), d.dtb.len() as u64)
+    let dtb_pa = contiguous_pa(vm, GuestPhysAddr(d.dtb_ipa), d.dtb.size)
         .ok_or(BuildError::ImageOutsideRam)?;
-    mm::copy_to_phys(image_pa, d.image);
-    mm::copy_to_phys(dtb_pa, d.dtb);
+    mm::copy_to_phys(image_pa, image);
+    mm::copy_to_phys(dtb_pa, dtb);
     for (i, m) in d.mem.iter().enumerate() {
         cache::clean_inval_dcache_range(get(vm).region_pa[i].load(Ordering::Relaxed), m.size);
     }

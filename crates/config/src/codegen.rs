@@ -1,5 +1,7 @@
 //! Code generation for the hypervisor's build.rs: `config.rs` (the `BOARD`, `VMS`, `PCPUS`,
-//! `CHANNELS` tables), the linker script, and the embedded guest images and DTBs.
+//! `CHANNELS` tables, the `BUNDLE` descriptor of the payload bundle), the linker script, and
+//! the payload bundle itself (`payloads.bin`; `cargo xtask` writes the same bytes beside the
+//! image).
 
 use std::fmt::Write as _;
 use std::format;
@@ -10,7 +12,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::desc::{
-    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PhysRange, SchedPolicy, ServerKind, SmpBoot,
+    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PayloadRef, PhysRange, SchedPolicy,
+    ServerKind, SmpBoot,
 };
 use crate::sched::CorePolicy;
 use crate::schema::SmpMethod;
@@ -23,36 +26,28 @@ const D: &str = "::tessera_config::desc";
 pub struct Generated {
     pub config_rs: PathBuf,
     pub link_x: PathBuf,
-    /// Per VM: (image file, DTB file).
-    pub blobs: Vec<(PathBuf, PathBuf)>,
+    /// The payload bundle.
+    pub payloads: PathBuf,
 }
 
-/// Write `config.rs`, `link.x`, `vm<i>-<name>.img` and `vm<i>-<name>.dtb` into `out_dir`.
+/// Write `config.rs`, `link.x` and `payloads.bin` into `out_dir`.
 pub fn write_all(s: &System, out_dir: &Path) -> io::Result<Generated> {
-    let mut blobs = Vec::new();
-    for vm in &s.vms {
-        let img = out_dir.join(format!("vm{}-{}.img", vm.id, vm.name));
-        let dtb = out_dir.join(format!("vm{}-{}.dtb", vm.id, vm.name));
-        let bytes: &[u8] = match &vm.image {
-            ImageState::Loaded { image, .. } => &image.bytes,
-            _ => &[],
-        };
-        write_if_changed(&img, bytes)?;
-        write_if_changed(&dtb, &vm.dtb)?;
-        blobs.push((img, dtb));
-    }
     let config_rs = out_dir.join("config.rs");
-    write_if_changed(&config_rs, config_rs_text(s, &blobs).as_bytes())?;
+    write_if_changed(&config_rs, config_rs_text(s).as_bytes())?;
     let link_x = out_dir.join("link.x");
     write_if_changed(&link_x, link_x_text(s).as_bytes())?;
+    let payloads = out_dir.join("payloads.bin");
+    write_if_changed(&payloads, &s.payloads.bytes)?;
     Ok(Generated {
         config_rs,
         link_x,
-        blobs,
+        payloads,
     })
 }
 
-fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `path` unless the file already holds exactly them (keeps mtimes, so
+/// cargo and make-like tools see no change).
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if fs::read(path).ok().as_deref() == Some(bytes) {
         return Ok(());
     }
@@ -85,8 +80,8 @@ fn smp_boot(s: &System) -> SmpBoot {
     }
 }
 
-/// The text of `config.rs`. `blobs[i]` = (image file, DTB file) of VM i.
-pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
+/// The text of `config.rs`.
+pub fn config_rs_text(s: &System) -> String {
     let mut o = String::new();
     let b = &s.board;
     let gic_n = match s.gic.version {
@@ -151,8 +146,18 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
     let _ = writeln!(o, "    hyp_mmio: &[{}],", mmio.join(", "));
     let _ = writeln!(o, "}};\n");
 
+    let p = &s.payloads;
+    let identity: Vec<String> = p.identity.iter().map(|b| format!("{b:#04x}")).collect();
+    let _ = writeln!(
+        o,
+        "pub static BUNDLE: {D}::BundleDesc = {D}::BundleDesc {{ region: {}, total_size: {:#x}, identity: [{}] }};\n",
+        phys_range(&p.region),
+        p.bytes.len(),
+        identity.join(", ")
+    );
+
     let _ = writeln!(o, "pub static VMS: [{D}::VmDesc; {}] = [", s.vms.len());
-    for (vm, (img, dtb)) in s.vms.iter().zip(blobs) {
+    for (vm, (img, dtb)) in s.vms.iter().zip(&s.payloads.refs) {
         let (image_ipa, entry_ipa) = match &vm.image {
             ImageState::Loaded { image, .. } => (image.load_ipa, image.entry_ipa),
             _ => (0, 0),
@@ -206,10 +211,10 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
         let _ = writeln!(o, "        mem: &[{}],", mem.join(", "));
         let _ = writeln!(o, "        devices: &[{}],", devs.join(", "));
         let _ = writeln!(o, "        vuart_ipa: {:#x},", vm.vuart_ipa);
-        let _ = writeln!(o, "        image: include_bytes!({:?}),", path_str(img));
+        let _ = writeln!(o, "        image: {},", payload_ref(img));
         let _ = writeln!(o, "        image_ipa: {image_ipa:#x},");
         let _ = writeln!(o, "        entry_ipa: {entry_ipa:#x},");
-        let _ = writeln!(o, "        dtb: include_bytes!({:?}),", path_str(dtb));
+        let _ = writeln!(o, "        dtb: {},", payload_ref(dtb));
         let _ = writeln!(o, "        dtb_ipa: {:#x},", vm.dtb_ipa);
         let _ = writeln!(o, "        on_fault: {D}::FaultPolicy::{fault},");
         let _ = writeln!(o, "        vgic: {},", gic_desc(&vm.vgic));
@@ -298,8 +303,11 @@ pub fn config_rs_text(s: &System, blobs: &[(PathBuf, PathBuf)]) -> String {
     o
 }
 
-fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
+fn payload_ref(p: &PayloadRef) -> String {
+    format!(
+        "{D}::PayloadRef {{ entry: {}, size: {:#x} }}",
+        p.entry, p.size
+    )
 }
 
 /// The text of `link.x`: the image at the board's load address, `.text.boot` first.
@@ -358,7 +366,7 @@ SECTIONS
     /DISCARD/ : {{ *(.comment) *(.note .note.*) *(.eh_frame .eh_frame_hdr) }}
 }}
 
-ASSERT(__image_end <= {end:#x}, "tessera: the image (with its embedded guests) overflows board.toml's hypervisor.size")
+ASSERT(__image_end <= {end:#x}, "tessera: the image overflows board.toml's hypervisor.size")
 ASSERT(__bss_start % 8 == 0 && __bss_end % 8 == 0, "tessera: bss not 8-byte aligned")
 "#,
         board = s.board.name,

@@ -75,8 +75,8 @@ pub struct BoardDesc {
     /// refuses to boot when the DTB reports another version.
     pub gic: GicDesc,
     /// RAM the hypervisor keeps for itself: `[ram.base, load address + board.toml's
-    /// `hypervisor.size`)`, i.e. the firmware's DTB below the image, the image with every
-    /// embedded guest image and DTB, bss and stacks. Validation guarantees no VM's explicit
+    /// `hypervisor.size`)`, i.e. the firmware's DTB below the image, the image, bss and
+    /// stacks (guest payloads are not in it: see [`BundleDesc`]). Validation guarantees no VM's explicit
     /// `phys` memory lies in it; the frame allocator must hand out only RAM outside it (and
     /// outside every explicit `MemDesc::phys` range).
     pub hyp_region: PhysRange,
@@ -138,19 +138,40 @@ pub struct VmDesc {
     pub devices: &'static [DeviceDesc],
     /// Guest-physical base of its virtual PL011 (4 KiB, trapped and emulated).
     pub vuart_ipa: u64,
-    /// The guest image bytes (embedded with `include_bytes!`).
-    pub image: &'static [u8],
+    /// The guest image: a payload of the bundle ([`BundleDesc`]).
+    pub image: PayloadRef,
     /// Where the image is copied (inside `mem`).
     pub image_ipa: u64,
     /// Where vCPU 0 starts (EL1h, MMU off, x0 = `dtb_ipa`).
     pub entry_ipa: u64,
-    /// The VM's device tree, generated at build time.
-    pub dtb: &'static [u8],
+    /// The VM's device tree, generated at build time: a payload of the bundle.
+    pub dtb: PayloadRef,
     /// Where the DTB is copied (inside `mem`, 8-byte aligned, not overlapping the image).
     pub dtb_ipa: u64,
     pub on_fault: FaultPolicy,
     /// The VM's GIC frames as the guest sees them (same version as `BOARD.gic`).
     pub vgic: GicDesc,
+}
+
+/// The payload bundle of this build (crates/bundle): guest images and DTBs, loaded beside the
+/// EL2 image (QEMU: `-device loader`), checked at boot before any VM is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleDesc {
+    /// Where the bundle is loaded: RAM no VM and no allocation may use. `size` is the bundle's
+    /// size rounded up to 2 MiB.
+    pub region: PhysRange,
+    /// The bundle's exact size in bytes.
+    pub total_size: u64,
+    /// The bundle's identity (SHA-256 over its header and entry table): the hypervisor
+    /// refuses any other bundle.
+    pub identity: [u8; 32],
+}
+
+/// One payload of the bundle: entry `entry` of its table, `size` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadRef {
+    pub entry: u16,
+    pub size: u64,
 }
 
 /// Scheduling policy of one physical core.

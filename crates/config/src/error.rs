@@ -94,8 +94,11 @@ pub enum ErrorKind {
     Channel,
     /// The generated guest DTB is invalid or too large.
     Dtb,
-    /// The embedded images do not fit the hypervisor region.
+    /// The hypervisor's own image, bss and stacks do not fit the hypervisor region.
     HypTooSmall,
+    /// The payload bundle (guest images, DTBs) does not fit the RAM left at the top of the
+    /// board's RAM, or an explicit VM range lies where it is loaded.
+    Payloads,
 }
 
 /// One configuration problem. `Display` is one line: `<subject>: `<field>`: <detail>`.

@@ -93,7 +93,7 @@ mod model {
     use std::string::String;
     use std::vec::Vec;
 
-    use crate::desc::{ClassDesc, FaultPolicy, GicDesc, MemDesc, PhysRange};
+    use crate::desc::{ClassDesc, FaultPolicy, GicDesc, MemDesc, PayloadRef, PhysRange};
     use crate::image::FlatImage;
     use crate::sched::{Analysis, Pcpu};
     use crate::schema::{BoardFile, ConfigFile, DtValue};
@@ -181,6 +181,8 @@ mod model {
         pub pcpus: Vec<Pcpu>,
         /// The inter-VM channels, in config order (index = doorbell channel number).
         pub channels: Vec<Channel>,
+        /// The payload bundle (guest images and DTBs) and where it is loaded.
+        pub payloads: Payloads,
         /// The schedulability analysis of every shared core and every VM with `tasks`.
         pub analysis: Analysis,
         /// Highest pCPU index used + 1.
@@ -191,6 +193,18 @@ mod model {
         pub env_vars: Vec<String>,
         /// Non-fatal remarks (e.g. placeholder images).
         pub warnings: Vec<String>,
+    }
+
+    /// The payload bundle of a build (crates/bundle): written beside the image
+    /// (`<image>.payloads`), loaded at `region.base`, checked at boot against `identity`.
+    #[derive(Clone, Debug)]
+    pub struct Payloads {
+        /// The top of RAM, 2 MiB aligned: `bytes` at its start.
+        pub region: PhysRange,
+        pub bytes: Vec<u8>,
+        pub identity: [u8; 32],
+        /// Per VM: (image, DTB).
+        pub refs: Vec<(PayloadRef, PayloadRef)>,
     }
 
     /// One resolved VM.

@@ -39,6 +39,15 @@ impl Report {
             s.hyp_region.base,
             s.hyp_region.base + s.hyp_region.size
         );
+        let p = &s.payloads;
+        t += &format!(
+            "payloads: {} KiB bundle (images and DTBs of {} VM(s)), loaded at {:#x}, region {:#x}..{:#x}\n",
+            (p.bytes.len() as u64).div_ceil(1024),
+            s.vms.len(),
+            p.region.base,
+            p.region.base,
+            p.region.base + p.region.size
+        );
         if let Some(l) = b.llc {
             t += &format!(
                 "LLC: {:#x} bytes, {} ways → {} colors\n",

@@ -88,8 +88,8 @@ pub struct RangeSpec {
 /// `[hypervisor]`: the EL2 image is linked and loaded at `load_address` (QEMU `-kernel` puts a
 /// raw arm64 Image 2 MiB into RAM). The hypervisor region is
 /// `[ram.base, load_address + size)`: the part below `load_address` holds the firmware's DTB,
-/// and `size` bytes from `load_address` hold the image (with every embedded guest image and
-/// DTB), its bss and its per-core stacks. No VM memory may lie in it.
+/// and `size` bytes from `load_address` hold the image, its bss and its per-core stacks (guest
+/// payloads live in the payload bundle at the top of RAM instead). No VM memory may lie in it.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HypervisorSpec {

@@ -145,6 +145,7 @@ fn error_kinds_are_typed() {
     };
     assert!(kind("overlap-phys.toml").contains(&ErrorKind::PhysOverlap));
     assert!(kind("phys-hypervisor.toml").contains(&ErrorKind::HypOverlap));
+    assert!(kind("phys-payloads.toml").contains(&ErrorKind::Payloads));
     assert!(kind("device-twice.toml").contains(&ErrorKind::DeviceTwice));
     assert!(kind("unknown-field.toml").contains(&ErrorKind::Parse));
     assert!(kind("sched-exclusive-trace.toml").contains(&ErrorKind::NotSupported));
@@ -210,9 +211,26 @@ fn good_fixtures_build() {
         assert!(lx.find("__rodata_start = .").unwrap() < lx.find(".rodata :").unwrap());
         assert!(lx.find(".rodata :").unwrap() < lx.find("__data_start = .").unwrap());
         assert!(lx.find("__data_start = .").unwrap() < lx.find(".data :").unwrap());
-        for (vm, (img, dtb)) in sys.vms.iter().zip(&g.blobs) {
-            assert_eq!(fs::read(dtb).unwrap(), vm.dtb);
-            assert!(img.exists());
+        // The payload bundle: every VM's image and DTB, checked by the image's own reader.
+        let bytes = fs::read(&g.payloads).unwrap();
+        assert_eq!(bytes, sys.payloads.bytes);
+        let p = &sys.payloads;
+        let bundle = tessera_bundle::Bundle::open(&bytes, p.region.base, &p.identity).unwrap();
+        assert!(p.region.size >= bytes.len() as u64);
+        assert_eq!(p.region.base % (2 << 20), 0);
+        assert_eq!(
+            p.region.base + p.region.size,
+            sys.board.ram.base + sys.board.ram.size
+        );
+        for (vm, (img, dtb)) in sys.vms.iter().zip(&p.refs) {
+            assert_eq!(bundle.payload(usize::from(dtb.entry)).unwrap(), &vm.dtb[..]);
+            assert_eq!(dtb.size, vm.dtb.len() as u64);
+            let e = bundle.entry(usize::from(img.entry)).unwrap();
+            assert_eq!(
+                (e.vm as usize, e.kind),
+                (vm.id, tessera_bundle::Kind::Image)
+            );
+            assert_eq!(e.size, img.size);
         }
         assert!(!tessera_config::Report::new(&sys).to_string().is_empty());
     }
@@ -265,18 +283,9 @@ fn config_rs_snapshots() {
     let mut stale = Vec::new();
     for (name, file) in cases {
         let sys = load(&file).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        // Stable stand-ins for the OUT_DIR paths of the embedded blobs.
-        let blobs: Vec<(PathBuf, PathBuf)> = sys
-            .vms
-            .iter()
-            .map(|v| {
-                (
-                    PathBuf::from(format!("OUT_DIR/vm{}-{}.img", v.id, v.name)),
-                    PathBuf::from(format!("OUT_DIR/vm{}-{}.dtb", v.id, v.name)),
-                )
-            })
-            .collect();
-        let text = tessera_config::codegen::config_rs_text(&sys, &blobs);
+        // The bundle's identity and sizes follow the guest images' bytes: stand-ins keep the
+        // snapshot about the config.
+        let text = stable_payload_fields(&tessera_config::codegen::config_rs_text(&sys));
         let snap = dir.join(format!("{name}.config.rs.snap"));
         if update {
             fs::create_dir_all(&dir).unwrap();
@@ -838,4 +847,24 @@ fn channels_resolve_and_appear_in_both_dtbs() {
     assert!(fdt
         .all_nodes()
         .all(|(_, n)| n.name().name != "tessera-channel"));
+}
+
+/// `config.rs` text with the bundle identity, total size and payload sizes (which follow the
+/// guest images' bytes) replaced by stand-ins.
+fn stable_payload_fields(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("pub static BUNDLE") {
+                let cut = l.find(", total_size").unwrap_or(l.len());
+                format!("{}, total_size: .., identity: [..] }};", &l[..cut])
+            } else if l.trim_start().starts_with("image: ") && l.contains("PayloadRef") {
+                let cut = l.find(", size").unwrap_or(l.len());
+                format!("{}, size: .. }},", &l[..cut])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }

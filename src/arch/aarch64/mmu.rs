@@ -135,7 +135,7 @@ fn push(
 struct ImageLayout {
     /// `.text.boot`, `.text` (vectors included): read-only, executable.
     text: PhysRange,
-    /// `.rodata` (the embedded guest images and DTBs too): read-only, never executable.
+    /// `.rodata`: read-only, never executable.
     rodata: PhysRange,
     /// `.data`, `.bss`, the page-table pool, the stacks: read/write, never executable.
     data: PhysRange,

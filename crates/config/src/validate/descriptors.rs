@@ -1,6 +1,6 @@
 //! Pass 4 (descriptors): per VM, the guest image (loaded and fitted into its RAM), its DTB
 //! and vGIC frames → the resolved [`Vm`]s; then whether the hypervisor region can hold the
-//! image with everything embedded.
+//! image and its stacks.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,8 +21,8 @@ use crate::{
     VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA,
 };
 
-/// Room the hypervisor's own code, data and bss need in its region, besides the embedded
-/// guest images, DTBs and the per-core stacks (a generous bound; the linker script asserts
+/// Room the hypervisor's own code, data and bss need in its region, besides the per-core
+/// stacks (a generous bound; the linker script asserts
 /// the real end).
 const HYP_CODE_ALLOWANCE: u64 = 8 << 20;
 
@@ -137,7 +137,7 @@ pub fn run(
             vgic: vgic(inp.version),
         });
     }
-    check_hyp_room(&inp.board, &out.vms, errs);
+    check_hyp_room(&inp.board, errs);
     out
 }
 
@@ -230,7 +230,7 @@ fn load_image(
                 }
                 MissingImages::Placeholder => {
                     out.warnings.push(format!(
-                        "vm `{vm}`: image {} is missing: embedding an empty placeholder (this image cannot run guests)",
+                        "vm `{vm}`: image {} is missing: an empty placeholder goes into the payload bundle (this image cannot run guests)",
                         path.display()
                     ));
                     ImageState::Loaded {
@@ -269,20 +269,11 @@ fn load_image(
     (state, field)
 }
 
-/// The hypervisor region must hold the image with everything embedded.
-fn check_hyp_room(board: &BoardFile, vms: &[Vm], errs: &mut Vec<ConfigError>) {
-    let embedded: u64 = vms
-        .iter()
-        .map(|v| {
-            let img = match &v.image {
-                ImageState::Loaded { image, .. } => image.bytes.len() as u64,
-                _ => 0,
-            };
-            img.saturating_add(v.dtb.len() as u64)
-        })
-        .fold(0u64, u64::saturating_add);
-    let need = embedded
-        .saturating_add(STACK_SIZE.saturating_mul(board.max_cpus as u64))
+/// The hypervisor region must hold the image (code, data, bss) and the per-core stacks.
+/// Guest payloads are not in it (pass 5 puts them in the payload bundle).
+fn check_hyp_room(board: &BoardFile, errs: &mut Vec<ConfigError>) {
+    let need = STACK_SIZE
+        .saturating_mul(board.max_cpus as u64)
         .saturating_add(HYP_CODE_ALLOWANCE);
     if need > board.hypervisor.size {
         errs.push(ConfigError::new(
@@ -290,8 +281,8 @@ fn check_hyp_room(board: &BoardFile, vms: &[Vm], errs: &mut Vec<ConfigError>) {
             Subject::Board,
             "hypervisor.size",
             format!(
-                "{:#x} bytes cannot hold the hypervisor with {embedded:#x} bytes of embedded guest images and DTBs (about {need:#x} needed)",
-                board.hypervisor.size
+                "{:#x} bytes cannot hold the hypervisor's code, data and {} stacks (about {need:#x} needed)",
+                board.hypervisor.size, board.max_cpus
             ),
         ));
     }

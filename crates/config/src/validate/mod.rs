@@ -9,12 +9,15 @@
 //! 3. [`scheduling`]: per-core policies, servers, the core-level and guest-level
 //!    schedulability analysis → [`scheduling::Schedule`] (the `PCPUS` plan, vCPU slots).
 //! 4. [`descriptors`]: guest images, DTBs, the hypervisor region's room → the resolved VMs.
+//! 5. [`payloads`]: the VMs' images and DTBs into the payload bundle, and the RAM it is
+//!    loaded into → [`crate::Payloads`].
 //!
-//! Passes 2–4 push every problem they find into one list and keep going, so one run reports
+//! Passes 2–5 push every problem they find into one list and keep going, so one run reports
 //! all of them; [`load`] fails when the list is not empty.
 
 mod descriptors;
 mod input;
+mod payloads;
 mod resources;
 mod scheduling;
 
@@ -45,6 +48,7 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
     let res = resources::run(&inp, &mut errs);
     let sched = scheduling::run(&inp, &res, &mut errs);
     let out = descriptors::run(opts, &inp, &res, &sched, &mut errs);
+    let payloads = payloads::run(&inp, &out.vms, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -73,6 +77,7 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         pcpus: sched.pcpus,
         analysis: sched.analysis,
         channels: res.channels,
+        payloads,
         used_cpus,
         inputs: out.inputs,
         env_vars: out.env_vars,
