@@ -17,10 +17,12 @@
 //!    exits 0 if everything held, else `adversary: FAILED <why>` and exits 1.
 //!
 //! That is `mode=probe` (the default). The other modes (`mode=semihosting`, `sysregs`, `exit`)
-//! are in [`modes`]. `exit=N` makes a successful run exit with N instead of 0.
+//! are in [`modes`]; the standing attack suite's (`stage1`, `irq`, `hvc`, `timer-storm`,
+//! `spin`, `level-irq`) in [`attacks`]. `exit=N` makes a successful run exit with N instead of 0.
 #![no_std]
 #![no_main]
 
+mod attacks;
 mod flood;
 mod modes;
 
@@ -61,6 +63,18 @@ fn main(info: &'static BootInfo) -> u32 {
             }
         },
         "exit" => {}
+        "stage1" => match info.scratch(OWN_RAM_BYTES) {
+            Some(scratch) => attacks::stage1(info, scratch, &mut report),
+            None => {
+                println!("adversary: no free RAM of its own to test");
+                report.fail();
+            }
+        },
+        "irq" => attacks::irq(info, &mut report),
+        "hvc" => attacks::hvc_abuse(info, &mut report),
+        "timer-storm" => attacks::timer_storm(info, &mut report),
+        "spin" => attacks::spin(info),
+        "level-irq" => attacks::level_irq(info, &mut report),
         "console-flood" => flood::console_flood(info, &mut report),
         other => {
             println!("adversary: unknown mode={}", other);
