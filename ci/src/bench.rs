@@ -10,6 +10,8 @@
 //! Then the scheduling figures (vCPU switch, scheduler overhead per decision with 1..16 vCPUs on
 //! a core, budget overrun, release jitter) for the first GIC version: see [`sched`].
 
+#[path = "bench_console.rs"]
+pub mod console;
 #[path = "bench_sched.rs"]
 pub mod sched;
 
@@ -168,6 +170,8 @@ pub enum BaselineSource {
     Exclusive,
     /// The server's budget, in the same run (`budget_run`).
     Budget,
+    /// The same run without the flooders (`console_print*`: a quiet neighbour).
+    Unflooded,
 }
 
 impl BaselineSource {
@@ -177,6 +181,7 @@ impl BaselineSource {
             BaselineSource::Loop => LOOP_BASELINE,
             BaselineSource::Exclusive => "exclusive",
             BaselineSource::Budget => "budget",
+            BaselineSource::Unflooded => "unflooded",
         }
     }
 }
@@ -549,8 +554,8 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     let mut builder = Builder::new(paths);
     println!("xtask: bench: building the bench guest ...");
     let guest = builder.guest("bench")?;
-    let classic = o.only.as_deref() != Some("sched");
-    let with_sched = o.only.as_deref() != Some("gic");
+    let only = |part: &str| o.only.as_deref().is_none_or(|p| p == part);
+    let (classic, with_sched) = (only("gic"), only("sched"));
     // The bare/Tessera pairs per GIC version (none with `--only sched`).
     let gics: &[u8] = if classic { &o.gics } else { &[] };
     let total = gics.len() * 2;
@@ -660,6 +665,17 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         None => None,
     };
 
+    let mut console_runs = 0;
+    let console = match o.gics.first().filter(|_| only("console")) {
+        Some(&gic) => {
+            let (runs, failed) = console::run_all(paths, &mut builder, o, gic, &dir)?;
+            failures += failed;
+            console_runs = runs.len();
+            Some(console::records(gic, &runs))
+        }
+        None => None,
+    };
+
     let mut records: Vec<Record> = Vec::new();
     if classic {
         println!();
@@ -675,6 +691,15 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         println!("xtask: bench scheduling results (median/max in CNTVCT ticks, -icount shift=0,sleep=off, one QEMU core; exclusive = the same measurement on an exclusive core in this run; delta = shared median - exclusive median)");
         print!("{}", sched::table(recs[0].gic, &recs));
         for note in sched::NOTES {
+            println!("  note: {note}");
+        }
+        records.extend(recs);
+    }
+    if let Some(recs) = console {
+        println!();
+        println!("xtask: bench console results (CNTVCT ticks per print of the victim VM, -icount shift=0,sleep=off; ratio = under flood / beside a quiet neighbour)");
+        print!("{}", console::table(recs[0].gic, &recs));
+        for note in console::NOTES {
             println!("  note: {note}");
         }
         records.extend(recs);
@@ -723,7 +748,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         util::display_rel(paths, &dir)
     );
     if failures > 0 {
-        let runs = total + sched_runs + if o.el2_trace { gics.len() } else { 0 };
+        let runs = total + sched_runs + console_runs + if o.el2_trace { gics.len() } else { 0 };
         println!("xtask: bench: {failures} of {runs} run(s) failed (see above); their columns are unavailable");
         return Ok(1);
     }

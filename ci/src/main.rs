@@ -164,9 +164,10 @@ struct BenchArgs {
     /// With --el2-trace: keep the trace logs (target/bench/el2-trace-gicN.log, ~300 MB each).
     #[arg(long, requires = "el2_trace")]
     keep_trace: bool,
-    /// Only one part: `gic` (bare against Tessera per GIC version) or `sched` (the scheduling
-    /// figures, on the first GIC version). Default: both.
-    #[arg(long, value_parser = ["gic", "sched"])]
+    /// Only one part: `gic` (bare against Tessera per GIC version), `sched` (the scheduling
+    /// figures) or `console` (a victim's prints beside a console flood), the last two on the
+    /// first GIC version. Default: all.
+    #[arg(long, value_parser = ["gic", "sched", "console"])]
     only: Option<String>,
 }
 
