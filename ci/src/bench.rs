@@ -12,6 +12,8 @@
 
 #[path = "bench_console.rs"]
 pub mod console;
+#[path = "bench_ring.rs"]
+pub mod ring;
 #[path = "bench_sched.rs"]
 pub mod sched;
 
@@ -64,8 +66,8 @@ pub struct Options {
     pub el2_trace: bool,
     /// Keep the (~300 MB) trace logs.
     pub keep_trace: bool,
-    /// Only one part: `gic` (bare against Tessera per GIC version) or `sched` (the
-    /// scheduling figures); None: both.
+    /// Only one part: `gic` (bare against Tessera per GIC version), `sched` (the
+    /// scheduling figures) or `ring` (the channel figures); None: all.
     pub only: Option<String>,
 }
 
@@ -170,8 +172,13 @@ pub enum BaselineSource {
     Exclusive,
     /// The server's budget, in the same run (`budget_run`).
     Budget,
-    /// The same run without the flooders (`console_print*`: a quiet neighbour).
+    /// The same run without the flooders (`console_print*`: a quiet neighbour;
+    /// `ring_*hi_latency*`: the flooders idle).
     Unflooded,
+    /// An in-guest copy of the same bytes (`ring_throughput_*`).
+    Memcpy,
+    /// A doorbell after every message (`doorbells_per_s`).
+    EveryMessage,
 }
 
 impl BaselineSource {
@@ -182,6 +189,8 @@ impl BaselineSource {
             BaselineSource::Exclusive => "exclusive",
             BaselineSource::Budget => "budget",
             BaselineSource::Unflooded => "unflooded",
+            BaselineSource::Memcpy => "memcpy",
+            BaselineSource::EveryMessage => "every-message",
         }
     }
 }
@@ -555,7 +564,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
     println!("xtask: bench: building the bench guest ...");
     let guest = builder.guest("bench")?;
     let only = |part: &str| o.only.as_deref().is_none_or(|p| p == part);
-    let (classic, with_sched) = (only("gic"), only("sched"));
+    let (classic, with_sched, with_ring) = (only("gic"), only("sched"), only("ring"));
     // The bare/Tessera pairs per GIC version (none with `--only sched`).
     let gics: &[u8] = if classic { &o.gics } else { &[] };
     let total = gics.len() * 2;
@@ -665,6 +674,17 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         None => None,
     };
 
+    let mut ring_runs = 0;
+    let ring = match o.gics.first().filter(|_| with_ring) {
+        Some(&gic) => {
+            let (runs, failed) = ring::run_all(paths, &mut builder, o, gic, &dir)?;
+            failures += failed;
+            ring_runs = runs.len();
+            Some((gic, runs))
+        }
+        None => None,
+    };
+
     let mut console_runs = 0;
     let console = match o.gics.first().filter(|_| only("console")) {
         Some(&gic) => {
@@ -694,6 +714,15 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
             println!("  note: {note}");
         }
         records.extend(recs);
+    }
+    if let Some((gic, runs)) = ring {
+        println!();
+        println!("xtask: bench channel results (-icount shift=0,sleep=off; 1 us = 62.5 ticks)");
+        print!("{}", ring::table(gic, &runs));
+        for note in ring::NOTES {
+            println!("  note: {note}");
+        }
+        records.extend(ring::records(gic, &runs));
     }
     if let Some(recs) = console {
         println!();
@@ -748,7 +777,11 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         util::display_rel(paths, &dir)
     );
     if failures > 0 {
-        let runs = total + sched_runs + console_runs + if o.el2_trace { gics.len() } else { 0 };
+        let runs = total
+            + sched_runs
+            + ring_runs
+            + console_runs
+            + if o.el2_trace { gics.len() } else { 0 };
         println!("xtask: bench: {failures} of {runs} run(s) failed (see above); their columns are unavailable");
         return Ok(1);
     }

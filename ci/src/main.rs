@@ -165,9 +165,9 @@ struct BenchArgs {
     #[arg(long, requires = "el2_trace")]
     keep_trace: bool,
     /// Only one part: `gic` (bare against Tessera per GIC version), `sched` (the scheduling
-    /// figures) or `console` (a victim's prints beside a console flood), the last two on the
-    /// first GIC version. Default: all.
-    #[arg(long, value_parser = ["gic", "sched", "console"])]
+    /// figures), `ring` (the channel figures) or `console` (a victim's prints beside a console
+    /// flood), the last three on the first GIC version. Default: all.
+    #[arg(long, value_parser = ["gic", "sched", "ring", "console"])]
     only: Option<String>,
 }
 
