@@ -118,6 +118,8 @@ pub fn load_for_build(
     opts.guest_dir = paths.guest_dir();
     opts.read_image_env = false;
     opts.image_overrides = hb.overrides.iter().cloned().collect();
+    opts.initrd_overrides = hb.initrds.iter().cloned().collect();
+    opts.bootargs_overrides = hb.cmdlines.iter().cloned().collect();
     opts.missing_images = tessera_config::MissingImages::Error;
     Ok(
         tessera_config::load(&opts)

@@ -33,6 +33,10 @@ pub struct HypervisorBuild {
     pub gic: u8,
     /// VM name → image file.
     pub overrides: Vec<(String, PathBuf)>,
+    /// VM name → initramfs file (`--initrd`).
+    pub initrds: Vec<(String, PathBuf)>,
+    /// VM name → bootargs (`--cmdline`).
+    pub cmdlines: Vec<(String, String)>,
     pub semihosting: bool,
     /// Further cargo features of `tessera` (besides `semihosting`), e.g. `selftest-el2-fault`;
     /// each is part of the image file name.
@@ -73,6 +77,8 @@ impl HypervisorBuild {
             config_name,
             gic,
             overrides,
+            initrds: Vec::new(),
+            cmdlines: Vec::new(),
             semihosting,
             features: Vec::new(),
             log: None,
@@ -208,8 +214,9 @@ pub fn repo_guests(paths: &Paths) -> Vec<String> {
 
 fn guest_is_binary(paths: &Paths, name: &str) -> bool {
     let dir = paths.root.join("guests").join(name);
-    dir.join("Cargo.toml").is_file()
-        && (dir.join("src/main.rs").is_file() || dir.join("src/bin").is_dir())
+    crate::linux::is_recipe(paths, name)
+        || (dir.join("Cargo.toml").is_file()
+            && (dir.join("src/main.rs").is_file() || dir.join("src/bin").is_dir()))
 }
 
 /// Names of the guests of this repository that a config refers to: any string that contains
@@ -237,7 +244,9 @@ fn collect_guest_refs(
                     found.insert(c[1].to_string());
                 }
             }
-            if matches!(key, Some("guest" | "image" | "kernel")) && known.iter().any(|k| k == s) {
+            if matches!(key, Some("guest" | "image" | "kernel" | "initrd"))
+                && known.iter().any(|k| k == s)
+            {
                 found.insert(s.clone());
             }
         }
@@ -324,6 +333,15 @@ impl<'a> Builder<'a> {
                 repo_guests(paths).join(", ")
             );
         }
+        if crate::linux::is_recipe(paths, name) {
+            let l = crate::linux::ensure(paths)?;
+            let g = Guest {
+                bin: l.image.clone(),
+                elf: l.image,
+            };
+            self.guests.insert(name.to_string(), g.clone());
+            return Ok(g);
+        }
         let (package, bin) = guest_package(paths, name)?;
         println!("xtask: building guest {name} ...");
         util::run(
@@ -386,7 +404,10 @@ impl<'a> Builder<'a> {
         let paths = self.paths;
         let mut guest_elfs = Vec::new();
         for g in guests_named_by_config(paths, &hb.config_path)? {
-            guest_elfs.push(self.guest(&g)?.elf);
+            let elf = self.guest(&g)?.elf;
+            if is_elf(&elf) {
+                guest_elfs.push(elf);
+            }
         }
         // Overrides given as ELFs (the guests of this repository are) have symbols too.
         for (_, image) in &hb.overrides {
@@ -474,9 +495,16 @@ impl<'a> Builder<'a> {
             .env("TESSERA_GIC", hb.gic.to_string())
             .env("TESSERA_GUEST_DIR", paths.guest_dir());
         for (vm, image) in &hb.overrides {
-            let var = format!("TESSERA_IMAGE_{}", vm.to_uppercase().replace('-', "_"));
             println!("xtask: VM {vm} uses {}", image.display());
-            cmd.env(var, image);
+            cmd.env(tessera_config::image_env_var(vm), image);
+        }
+        for (vm, initrd) in &hb.initrds {
+            println!("xtask: VM {vm} gets initramfs {}", initrd.display());
+            cmd.env(tessera_config::initrd_env_var(vm), initrd);
+        }
+        for (vm, args) in &hb.cmdlines {
+            println!("xtask: VM {vm} gets command line {args:?}");
+            cmd.env(tessera_config::bootargs_env_var(vm), args);
         }
         util::run(
             &mut cmd,

@@ -7,6 +7,7 @@ mod bench;
 mod check;
 mod el2trace;
 mod images;
+mod linux;
 mod qemu;
 mod scenario;
 mod setup;
@@ -64,6 +65,17 @@ struct ImageArgs {
     /// to build and use one of this repository's guests. Repeatable.
     #[arg(long = "guest", value_name = "VM=PATH")]
     guests: Vec<String>,
+    /// A Linux kernel for a VM: VM=PATH of an arm64 `Image` (same as --guest). Repeatable.
+    #[arg(long = "kernel", value_name = "VM=PATH")]
+    kernels: Vec<String>,
+    /// An initramfs for a VM (cpio, optionally compressed as the kernel supports): VM=PATH.
+    /// Loaded below the VM's DTB and named in its /chosen. Repeatable.
+    #[arg(long = "initrd", value_name = "VM=PATH")]
+    initrds: Vec<String>,
+    /// A VM's kernel command line (its DT's /chosen/bootargs), replacing the config's
+    /// `bootargs`: VM="console=ttyAMA0 ...". Repeatable.
+    #[arg(long = "cmdline", value_name = "VM=ARGS")]
+    cmdlines: Vec<String>,
 }
 
 #[derive(Args)]
@@ -283,17 +295,25 @@ fn hypervisor_build(
     a: &ImageArgs,
     semihosting: bool,
 ) -> Result<HypervisorBuild> {
+    let vm_value = |flag: &str, g: &str, example: &str| -> Result<(String, String)> {
+        let (vm, value) = g
+            .split_once('=')
+            .with_context(|| format!("--{flag} {g:?}: expected VM=..., e.g. --{flag} {example}"))?;
+        if vm.is_empty() || (value.is_empty() && flag != "cmdline") {
+            bail!("--{flag} {g:?}: expected VM=... with a VM name and a value, e.g. --{flag} {example}");
+        }
+        Ok((vm.to_string(), value.to_string()))
+    };
     let mut overrides = Vec::new();
     for g in &a.guests {
-        let (vm, path) = g.split_once('=').with_context(|| {
-            format!("--guest {g:?}: expected VM=PATH, e.g. --guest alpha=guests/hello")
-        })?;
-        if vm.is_empty() || path.is_empty() {
-            bail!("--guest {g:?}: expected VM=PATH with a VM name and a path");
-        }
-        overrides.push((vm.to_string(), builder.resolve_override(path)?));
+        let (vm, path) = vm_value("guest", g, "alpha=guests/hello")?;
+        overrides.push((vm, builder.resolve_override(&path)?));
     }
-    HypervisorBuild::new(
+    for g in &a.kernels {
+        let (vm, path) = vm_value("kernel", g, "linux=/path/to/Image")?;
+        overrides.push((vm, builder.resolve_override(&path)?));
+    }
+    let mut hb = HypervisorBuild::new(
         paths,
         &a.board,
         &a.config,
@@ -301,7 +321,20 @@ fn hypervisor_build(
         overrides,
         semihosting,
         None,
-    )
+    )?;
+    for g in &a.initrds {
+        let (vm, path) = vm_value("initrd", g, "linux=/path/to/initrd.cpio")?;
+        let p = std::path::Path::new(&path);
+        let p = p
+            .canonicalize()
+            .with_context(|| format!("--initrd {g:?}: {} does not exist", p.display()))?;
+        hb.initrds.push((vm, p));
+    }
+    for g in &a.cmdlines {
+        hb.cmdlines
+            .push(vm_value("cmdline", g, "linux=\"console=ttyAMA0\"")?);
+    }
+    Ok(hb)
 }
 
 /// Copies QEMU's console output to our stdout as it comes, and returns all of it.

@@ -275,7 +275,7 @@ fn clippy_tessera(paths: &Paths, builder: &mut Builder) -> Result<()> {
 
 /// What a scenario boots.
 enum ImageSpec {
-    Hypervisor(HypervisorBuild),
+    Hypervisor(Box<HypervisorBuild>),
     /// A guest of this repository (name) or an image file, booted bare.
     Bare {
         guest: String,
@@ -321,7 +321,7 @@ fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
         features.dedup();
         hb.features = features;
     }
-    Ok((hb.image_stem(), ImageSpec::Hypervisor(hb)))
+    Ok((hb.image_stem(), ImageSpec::Hypervisor(Box::new(hb))))
 }
 
 /// The features of package `tessera` (the `[features]` of the root Cargo.toml).
@@ -608,18 +608,20 @@ mod tests {
     }
 
     fn hypervisor(gic: u8) -> ImageSpec {
-        ImageSpec::Hypervisor(HypervisorBuild {
+        ImageSpec::Hypervisor(Box::new(HypervisorBuild {
             board: "qemu-virt".into(),
             config: "default".into(),
             config_path: PathBuf::from("boards/qemu-virt/configs/default.toml"),
             config_name: "default".into(),
             gic,
             overrides: Vec::new(),
+            initrds: Vec::new(),
+            cmdlines: Vec::new(),
             semihosting: false,
             features: Vec::new(),
             log: None,
             suffix: None,
-        })
+        }))
     }
 
     fn machine(spec: &QemuSpec) -> String {

@@ -34,9 +34,11 @@ impl core::fmt::Display for BuildError {
                 pa, size
             ),
             BuildError::Map { ipa } => write!(f, "stage-2 mapping failed at IPA {:#x}", ipa),
-            BuildError::ImageOutsideRam => write!(f, "image or DTB outside the VM's RAM"),
+            BuildError::ImageOutsideRam => {
+                write!(f, "image, initramfs or DTB outside the VM's RAM")
+            }
             BuildError::PayloadMissing => {
-                write!(f, "the payload bundle lacks this VM's image or DTB")
+                write!(f, "the payload bundle lacks this VM's image, initramfs or DTB")
             }
             BuildError::Channel(e) => write!(f, "{}", e),
         }
@@ -107,8 +109,21 @@ pub fn build(vm: VmId, config: &Stage2Config) -> Result<(), BuildError> {
 pub fn load(vm: VmId) -> Result<(), BuildError> {
     let d = desc(vm);
     let (image, dtb) = (crate::payload::bytes(d.image), crate::payload::bytes(d.dtb));
-    if image.len() as u64 != d.image.size || dtb.len() as u64 != d.dtb.size {
+    let initrd = if d.initrd.size == 0 {
+        &[][..]
+    } else {
+        crate::payload::bytes(d.initrd)
+    };
+    if image.len() as u64 != d.image.size
+        || dtb.len() as u64 != d.dtb.size
+        || initrd.len() as u64 != d.initrd.size
+    {
         return Err(BuildError::PayloadMissing);
+    }
+    if !initrd.is_empty() {
+        let pa = contiguous_pa(vm, GuestPhysAddr(d.initrd_ipa), d.initrd.size)
+            .ok_or(BuildError::ImageOutsideRam)?;
+        mm::copy_to_phys(pa, initrd);
     }
     let image_pa = contiguous_pa(vm, GuestPhysAddr(d.image_ipa), d.image.size)
         .ok_or(BuildError::ImageOutsideRam)?;

@@ -157,7 +157,7 @@ pub fn config_rs_text(s: &System) -> String {
     );
 
     let _ = writeln!(o, "pub static VMS: [{D}::VmDesc; {}] = [", s.vms.len());
-    for (vm, (img, dtb)) in s.vms.iter().zip(&s.payloads.refs) {
+    for (vm, refs) in s.vms.iter().zip(&s.payloads.refs) {
         let (image_ipa, entry_ipa) = match &vm.image {
             ImageState::Loaded { image, .. } => (image.load_ipa, image.entry_ipa),
             _ => (0, 0),
@@ -211,11 +211,17 @@ pub fn config_rs_text(s: &System) -> String {
         let _ = writeln!(o, "        mem: &[{}],", mem.join(", "));
         let _ = writeln!(o, "        devices: &[{}],", devs.join(", "));
         let _ = writeln!(o, "        vuart_ipa: {:#x},", vm.vuart_ipa);
-        let _ = writeln!(o, "        image: {},", payload_ref(img));
+        let _ = writeln!(o, "        image: {},", payload_ref(&refs.image));
         let _ = writeln!(o, "        image_ipa: {image_ipa:#x},");
         let _ = writeln!(o, "        entry_ipa: {entry_ipa:#x},");
-        let _ = writeln!(o, "        dtb: {},", payload_ref(dtb));
+        let _ = writeln!(o, "        dtb: {},", payload_ref(&refs.dtb));
         let _ = writeln!(o, "        dtb_ipa: {:#x},", vm.dtb_ipa);
+        let _ = writeln!(o, "        initrd: {},", payload_ref(&refs.initrd));
+        let _ = writeln!(
+            o,
+            "        initrd_ipa: {:#x},",
+            vm.initrd.as_ref().map_or(0, |i| i.ipa)
+        );
         let _ = writeln!(o, "        on_fault: {D}::FaultPolicy::{fault},");
         let _ = writeln!(o, "        vgic: {},", gic_desc(&vm.vgic));
         let _ = writeln!(o, "    }},");

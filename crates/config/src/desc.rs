@@ -148,6 +148,9 @@ pub struct VmDesc {
     pub dtb: PayloadRef,
     /// Where the DTB is copied (inside `mem`, 8-byte aligned, not overlapping the image).
     pub dtb_ipa: u64,
+    /// The initramfs (size 0: none), copied to `initrd_ipa` (below the DTB, above the image).
+    pub initrd: PayloadRef,
+    pub initrd_ipa: u64,
     pub on_fault: FaultPolicy,
     /// The VM's GIC frames as the guest sees them (same version as `BOARD.gic`).
     pub vgic: GicDesc,

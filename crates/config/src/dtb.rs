@@ -31,6 +31,8 @@ pub struct DtbInput<'a> {
     pub gic: GicVersion,
     pub devices: &'a [Device],
     pub bootargs: &'a str,
+    /// The initramfs: guest-physical `[start, end)`.
+    pub initrd: Option<(u64, u64)>,
     /// The channel ends this VM has.
     pub channels: &'a [DtChannel<'a>],
 }
@@ -95,6 +97,10 @@ fn build(vm: &DtbInput<'_>) -> FdtWriterResult<Vec<u8>> {
     let chosen = fdt.begin_node("chosen")?;
     fdt.property_string("stdout-path", &format!("/pl011@{VUART_IPA:x}"))?;
     fdt.property_string("bootargs", vm.bootargs)?;
+    if let Some((start, end)) = vm.initrd {
+        fdt.property_u64("linux,initrd-start", start)?;
+        fdt.property_u64("linux,initrd-end", end)?;
+    }
     fdt.end_node(chosen)?;
 
     // /hypervisor

@@ -63,7 +63,7 @@ pub use error::{ConfigError, ErrorKind, Subject};
 pub use report::Report;
 #[cfg(feature = "std")]
 pub use validate::{
-    image_env_var, load, overlapping_pairs, IPA_BITS, MAX_BOARD_CPUS, MAX_SERVERS_PER_CORE,
+    bootargs_env_var, image_env_var, initrd_env_var, load, overlapping_pairs, IPA_BITS, MAX_BOARD_CPUS, MAX_SERVERS_PER_CORE,
 };
 
 /// Page (and region alignment) size.
@@ -128,6 +128,11 @@ mod model {
         pub read_image_env: bool,
         /// Explicit image overrides by VM name (after the environment).
         pub image_overrides: BTreeMap<String, PathBuf>,
+        /// Initramfs overrides by VM name (after `TESSERA_INITRD_<VM>`).
+        pub initrd_overrides: BTreeMap<String, PathBuf>,
+        /// Bootargs (kernel command line) overrides by VM name (after
+        /// `TESSERA_BOOTARGS_<VM>`).
+        pub bootargs_overrides: BTreeMap<String, String>,
         pub missing_images: MissingImages,
     }
 
@@ -145,6 +150,8 @@ mod model {
                 guest_dir: repo_root.join("target").join("guests"),
                 read_image_env: true,
                 image_overrides: BTreeMap::new(),
+                initrd_overrides: BTreeMap::new(),
+                bootargs_overrides: BTreeMap::new(),
                 missing_images: MissingImages::Error,
             }
         }
@@ -203,8 +210,16 @@ mod model {
         pub region: PhysRange,
         pub bytes: Vec<u8>,
         pub identity: [u8; 32],
-        /// Per VM: (image, DTB).
-        pub refs: Vec<(PayloadRef, PayloadRef)>,
+        /// Per VM: its payloads.
+        pub refs: Vec<VmPayloads>,
+    }
+
+    /// One VM's payloads in the bundle (an absent initrd has size 0).
+    #[derive(Clone, Copy, Debug)]
+    pub struct VmPayloads {
+        pub image: PayloadRef,
+        pub dtb: PayloadRef,
+        pub initrd: PayloadRef,
     }
 
     /// One resolved VM.
@@ -222,10 +237,20 @@ mod model {
         pub on_fault: FaultPolicy,
         pub colors: Option<Vec<u32>>,
         pub image: ImageState,
+        /// The initramfs and where it is loaded (guest-physical).
+        pub initrd: Option<Initrd>,
         pub dtb: Vec<u8>,
         pub dtb_ipa: u64,
         pub vuart_ipa: u64,
         pub vgic: GicDesc,
+    }
+
+    /// A VM's initramfs.
+    #[derive(Clone, Debug)]
+    pub struct Initrd {
+        pub path: PathBuf,
+        pub bytes: Vec<u8>,
+        pub ipa: u64,
     }
 
     /// A VM's guest image.

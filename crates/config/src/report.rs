@@ -107,6 +107,14 @@ impl Report {
                 vm.dtb_ipa,
                 vm.dtb.len()
             );
+            if let Some(i) = &vm.initrd {
+                t += &format!(
+                    "  initrd    ipa {:#x} ({} bytes) {}\n",
+                    i.ipa,
+                    i.bytes.len(),
+                    i.path.display()
+                );
+            }
             if !vm.bootargs.is_empty() {
                 t += &format!("  bootargs  {}\n", vm.bootargs);
             }

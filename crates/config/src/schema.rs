@@ -243,9 +243,16 @@ pub struct VmSpec {
     /// A guest name (`$TESSERA_GUEST_DIR/<name>.bin`) or a path relative to the repository
     /// root (contains `/` or ends in `.bin`/`.elf`/`.img`); `TESSERA_IMAGE_<VM>` overrides it.
     pub image: String,
-    /// `/chosen/bootargs` of the guest DT.
+    /// `/chosen/bootargs` of the guest DT (a Linux guest's kernel command line);
+    /// `TESSERA_BOOTARGS_<VM>` (`cargo xtask run --cmdline VM=...`) overrides it.
     #[serde(default)]
     pub bootargs: String,
+    /// An initramfs: a path relative to the repository root or absolute, or a guest name
+    /// (`linux`: `$TESSERA_GUEST_DIR/linux.cpio`, which the guest's build makes); loaded at the top of
+    /// the first RAM region below the DTB and described in `/chosen` (`linux,initrd-start`,
+    /// `linux,initrd-end`); `TESSERA_INITRD_<VM>` (`--initrd VM=PATH`) overrides it.
+    #[serde(default)]
+    pub initrd: Option<String>,
     /// Names of board devices passed through (mapped at IPA = PA).
     #[serde(default)]
     pub devices: Vec<String>,

@@ -222,7 +222,8 @@ fn good_fixtures_build() {
             p.region.base + p.region.size,
             sys.board.ram.base + sys.board.ram.size
         );
-        for (vm, (img, dtb)) in sys.vms.iter().zip(&p.refs) {
+        for (vm, r) in sys.vms.iter().zip(&p.refs) {
+            let (img, dtb) = (&r.image, &r.dtb);
             assert_eq!(bundle.payload(usize::from(dtb.entry)).unwrap(), &vm.dtb[..]);
             assert_eq!(dtb.size, vm.dtb.len() as u64);
             let e = bundle.entry(usize::from(img.entry)).unwrap();
@@ -867,4 +868,65 @@ fn stable_payload_fields(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
+}
+
+/// An initramfs goes below the DTB, into `/chosen` and into the bundle; bootargs overrides
+/// replace the config's; an initramfs that cannot fit is a build error saying how much more
+/// RAM it needs.
+#[test]
+fn initrd_and_bootargs_overrides() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tessera-config-initrd");
+    fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("linux.toml");
+    fs::write(
+        &cfg,
+        "[[vms]]\nname = \"lx\"\ncpus = [0]\nmemory = [{ size = 0x200_0000 }]\nimage = \"hello\"\nbootargs = \"console=ttyAMA0\"\n",
+    )
+    .unwrap();
+    let initrd = dir.join("initrd.cpio");
+    fs::write(&initrd, vec![0x42u8; 0x1800]).unwrap();
+    let mut o = opts(&cfg);
+    o.initrd_overrides.insert("lx".into(), initrd.clone());
+    o.bootargs_overrides
+        .insert("lx".into(), "console=ttyAMA0 quiet".into());
+    let sys = tessera_config::load(&o).unwrap();
+    let vm = &sys.vms[0];
+    assert_eq!(vm.bootargs, "console=ttyAMA0 quiet");
+    let i = vm.initrd.as_ref().unwrap();
+    // 0x1800 bytes right below the DTB (at RAM top - 64 KiB), page aligned.
+    assert_eq!(vm.dtb_ipa, 0x4000_0000 + 0x200_0000 - 0x1_0000);
+    assert_eq!(i.ipa, (vm.dtb_ipa - 0x1800) & !0xfff);
+    let dt = fdt::Fdt::new_unaligned(&vm.dtb).unwrap();
+    let u64_prop = |n: &str| u64::from_be_bytes(prop(&dt, "/chosen", n).try_into().unwrap());
+    assert_eq!(u64_prop("linux,initrd-start"), i.ipa);
+    assert_eq!(u64_prop("linux,initrd-end"), i.ipa + 0x1800);
+    assert_eq!(
+        strs(prop(&dt, "/chosen", "bootargs")),
+        ["console=ttyAMA0 quiet"]
+    );
+    let p = &sys.payloads;
+    let bundle = tessera_bundle::Bundle::open(&p.bytes, p.region.base, &p.identity).unwrap();
+    let r = p.refs[0].initrd;
+    assert_eq!(r.size, 0x1800);
+    assert_eq!(bundle.payload(usize::from(r.entry)).unwrap(), &vec![0x42u8; 0x1800][..]);
+    assert_eq!(
+        bundle.entry(usize::from(r.entry)).unwrap().kind,
+        tessera_bundle::Kind::Initrd
+    );
+
+    // Too big for the 32 MiB region with its image.
+    fs::write(&initrd, vec![0u8; 0x200_0000]).unwrap();
+    let errs = tessera_config::load(&o).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.kind == ErrorKind::ImageFit
+            && e.to_string().contains("initramfs")
+            && e.to_string().contains("more bytes")),
+        "{errs:?}"
+    );
+    // A missing file names itself.
+    fs::remove_file(&initrd).unwrap();
+    let errs = tessera_config::load(&o).unwrap_err();
+    assert!(errs
+        .iter()
+        .any(|e| e.kind == ErrorKind::MissingImage && e.to_string().contains("initrd.cpio")));
 }

@@ -11,13 +11,13 @@ use std::{format, vec};
 use super::input::Input;
 use super::resources::Resources;
 use super::scheduling::Schedule;
-use super::{contains, image_env_var, overlaps};
+use super::{bootargs_env_var, contains, image_env_var, initrd_env_var, overlaps};
 use crate::desc::{FaultPolicy, GicDesc, GicVersion, MemDesc, PhysRange};
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
 use crate::image::{self, FlatImage, ImageFormat};
 use crate::schema::{BoardFile, MemSpec, OnFault};
 use crate::{
-    dtb, ImageState, MissingImages, Options, Vm, DTB_MAX, PAGE_SIZE, STACK_SIZE, VGIC_GICC,
+    dtb, ImageState, Initrd, MissingImages, Options, Vm, DTB_MAX, PAGE_SIZE, STACK_SIZE, VGIC_GICC,
     VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA,
 };
 
@@ -79,6 +79,17 @@ pub fn run(
             }
         }
 
+        let bootargs = bootargs_of(opts, &v.name, &v.bootargs, &mut out);
+        let initrd = load_initrd(
+            opts,
+            &v.name,
+            v.initrd.as_deref(),
+            &image,
+            (first.0, dtb_ipa),
+            &mut out,
+            errs,
+        );
+
         let devices = res.devices.get(vi).cloned().unwrap_or_default();
         let mem_pairs: Vec<(u64, u64)> = v.memory.iter().map(|m| (m.ipa, m.size)).collect();
         let channels: Vec<dtb::DtChannel<'_>> = res
@@ -100,7 +111,10 @@ pub fn run(
             mem: &mem_pairs,
             gic: inp.version,
             devices: &devices,
-            bootargs: &v.bootargs,
+            bootargs: &bootargs,
+            initrd: initrd
+                .as_ref()
+                .map(|i| (i.ipa, i.ipa + i.bytes.len() as u64)),
             channels: &channels,
         }) {
             Ok(b) => b,
@@ -124,13 +138,14 @@ pub fn run(
                 })
                 .collect(),
             devices,
-            bootargs: v.bootargs.clone(),
+            bootargs,
             on_fault: match v.on_fault {
                 OnFault::Inject => FaultPolicy::InjectAbort,
                 OnFault::Stop => FaultPolicy::Stop,
             },
             colors: v.colors.clone(),
             image,
+            initrd,
             dtb,
             dtb_ipa,
             vuart_ipa: VUART_IPA,
@@ -139,6 +154,91 @@ pub fn run(
     }
     check_hyp_room(&inp.board, errs);
     out
+}
+
+/// The VM's bootargs: `TESSERA_BOOTARGS_<VM>`, then an explicit override, then the config's.
+fn bootargs_of(opts: &Options, vm: &str, config: &str, out: &mut Out) -> String {
+    let env = bootargs_env_var(vm);
+    out.env_vars.push(env.clone());
+    let from_env = opts
+        .read_image_env
+        .then(|| std::env::var(&env).ok())
+        .flatten()
+        .filter(|s| !s.is_empty());
+    from_env
+        .or_else(|| opts.bootargs_overrides.get(vm).cloned())
+        .unwrap_or_else(|| config.to_string())
+}
+
+/// The VM's initramfs (`TESSERA_INITRD_<VM>`, an explicit override, or the config's
+/// `initrd`), placed page-aligned right below the DTB and checked to end above the image.
+/// `window` = (first RAM region's IPA, DTB IPA).
+fn load_initrd(
+    opts: &Options,
+    vm: &str,
+    spec: Option<&str>,
+    image: &ImageState,
+    window: (u64, u64),
+    out: &mut Out,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Initrd> {
+    let env = initrd_env_var(vm);
+    out.env_vars.push(env.clone());
+    let from_env = opts
+        .read_image_env
+        .then(|| std::env::var_os(&env))
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let (path, field) = match from_env.or_else(|| opts.initrd_overrides.get(vm).cloned()) {
+        Some(p) => (p, env),
+        None => {
+            let spec = spec?;
+            let p = Path::new(spec);
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else if !spec.contains('/') && !spec.contains('.') {
+                // A guest name: what the guest's build left beside its image.
+                opts.guest_dir.join(format!("{spec}.cpio"))
+            } else {
+                opts.repo_root.join(p)
+            };
+            (p, "initrd".to_string())
+        }
+    };
+    out.inputs.push(path.clone());
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            errs.push(ConfigError::vm(
+                K::MissingImage,
+                vm,
+                &field,
+                format!("initramfs {}: {e}", path.display()),
+            ));
+            return None;
+        }
+    };
+    let (ram_base, dtb_ipa) = window;
+    let len = bytes.len() as u64;
+    let image_end = match image {
+        ImageState::Loaded { image, .. } => page_up(image.load_ipa.saturating_add(image.mem_size)),
+        _ => ram_base,
+    };
+    let ipa = dtb_ipa.saturating_sub(len) & !(PAGE_SIZE - 1);
+    if len > dtb_ipa.saturating_sub(ram_base) || ipa < image_end {
+        errs.push(ConfigError::vm(
+            K::ImageFit,
+            vm,
+            &field,
+            format!(
+                "the initramfs ({len:#x} bytes) does not fit between the image's end {image_end:#x} and the DTB at {dtb_ipa:#x}: give memory[0] {:#x} more bytes",
+                image_end.saturating_add(len).saturating_sub(dtb_ipa & !(PAGE_SIZE - 1))
+            ),
+        ));
+        return None;
+    }
+    Some(Initrd { path, bytes, ipa })
 }
 
 /// The VM's GIC frames as its guest sees them.

@@ -120,8 +120,22 @@ pub fn overlapping_pairs(ranges: &[(u64, u64)]) -> Vec<(usize, usize)> {
 
 /// The name a `TESSERA_IMAGE_<VM>` variable uses for a VM (upper case, `-` → `_`).
 pub fn image_env_var(vm: &str) -> String {
+    vm_env_var("IMAGE", vm)
+}
+
+/// `TESSERA_INITRD_<VM>`: a VM's initramfs override.
+pub fn initrd_env_var(vm: &str) -> String {
+    vm_env_var("INITRD", vm)
+}
+
+/// `TESSERA_BOOTARGS_<VM>`: a VM's bootargs (kernel command line) override.
+pub fn bootargs_env_var(vm: &str) -> String {
+    vm_env_var("BOOTARGS", vm)
+}
+
+fn vm_env_var(what: &str, vm: &str) -> String {
     format!(
-        "TESSERA_IMAGE_{}",
+        "TESSERA_{what}_{}",
         vm.to_ascii_uppercase().replace('-', "_")
     )
 }

@@ -11,7 +11,7 @@ use super::input::Input;
 use super::overlaps;
 use crate::desc::{PayloadRef, PhysRange};
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
-use crate::{ImageState, Payloads, Vm};
+use crate::{ImageState, Payloads, Vm, VmPayloads};
 
 /// Alignment (and size granule) of the payload region.
 pub const REGION_ALIGN: u64 = 2 << 20;
@@ -33,7 +33,18 @@ pub fn run(inp: &Input, vms: &[Vm], errs: &mut Vec<ConfigError>) -> Payloads {
             entry: b.push(id, Kind::Dtb, &vm.dtb) as u16,
             size: vm.dtb.len() as u64,
         };
-        refs.push((img, dtb));
+        let initrd = match &vm.initrd {
+            Some(i) => PayloadRef {
+                entry: b.push(id, Kind::Initrd, &i.bytes) as u16,
+                size: i.bytes.len() as u64,
+            },
+            None => PayloadRef { entry: 0, size: 0 },
+        };
+        refs.push(VmPayloads {
+            image: img,
+            dtb,
+            initrd,
+        });
     }
     let ram = &inp.board.ram;
     let total = b.total_size();
