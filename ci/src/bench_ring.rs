@@ -14,14 +14,17 @@
 //!   batches, with no notion of priority (Xen's netback). A hi message waits behind whatever
 //!   batches of the other channels come first.
 //!
-//!   Both in two layouts: `core`: everything on one QEMU core (`-smp 1`) under fixed-priority
-//!   servers (`hi` above `rx` above the flooders), where `-icount` is deterministic; `smp`: each
-//!   VM on a core of its own (`-smp 5`), where QEMU runs the cores in turn (one instruction
-//!   stream), so a message can wait for the receiver's core to get its turn.
+//!   In three layouts: `core`: everything on one QEMU core (`-smp 1`) under fixed-priority
+//!   servers (`hi` above `rx` above the flooders), where `-icount` is deterministic, `rx` with
+//!   budget enough to keep up with the flooders' budgets; `core-busy`: the same with `rx`
+//!   overloaded (its rings fill); `smp`: each VM on a core of its own (`-smp 5`), where QEMU
+//!   runs the cores in turn (one instruction stream), so a message can wait for the receiver's
+//!   core to get its turn.
 //! - `ring_throughput_64` / `_1500`: 100 000 / 20 000 messages of 64 / 1500 B through one class
-//!   (512 / 64 slots) from `tx` to `rx` on one core (`tx` above `rx`, fixed priority; `tx` sleeps
-//!   20 µs in `wfi` when the class is full, so `rx` drains); payload built once, `rx` checks
-//!   sequence numbers. Bytes / (last receive − first send) against an in-guest copy of the same
+//!   (512 / 64 slots) from `tx` (core 1) to `rx` (core 0), exclusive cores, which `-icount` runs
+//!   in turn, so the figure is that of the two sides' work serialised on one instruction stream
+//!   (`tx` sleeps 20 µs in `wfi` when the class is full, so `rx` gets the CPU); payload built
+//!   once, `rx` checks sequence numbers. Bytes / (last receive − first send) against an in-guest copy of the same
 //!   bytes in chunks of the message size (`rx`, afterwards).
 //! - `doorbells_per_s`: doorbell interrupts taken per second by `rx` while one flooder on
 //!   another core sends 20 000 256-B messages as fast as the class takes them, with
@@ -51,8 +54,12 @@ const START_US: u64 = 5_000;
 /// Where the VMs run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Layout {
-    /// Everything on QEMU core 0 under fixed-priority servers.
+    /// Everything on QEMU core 0 under fixed-priority servers; `rx`'s budget exceeds what the
+    /// flooders' budgets let them send, so it keeps up.
     Core,
+    /// The same, but `rx`'s budget is smaller than the flooders' traffic needs: the receiver
+    /// is the bottleneck and its rings fill.
+    CoreBusy,
     /// One core per VM.
     Smp,
 }
@@ -61,16 +68,27 @@ impl Layout {
     fn key(self) -> &'static str {
         match self {
             Layout::Core => "core",
+            Layout::CoreBusy => "core-busy",
             Layout::Smp => "smp",
         }
     }
     fn describe(self) -> &'static str {
         match self {
-            Layout::Core => "one QEMU core, fixed-priority servers: hi > rx > flooders",
+            Layout::Core => {
+                "one QEMU core, fixed priority hi > rx > flooders, rx keeps up (hi 20/250 us, \
+                 rx 225/500 us, flooders 3 x 800/10000 us)"
+            }
+            Layout::CoreBusy => {
+                "one QEMU core, fixed priority hi > rx > flooders, rx overloaded (hi 20/250 us, \
+                 rx 100/500 us, flooders 3 x 1500/10000 us)"
+            }
             Layout::Smp => "a core per VM (-smp 5; QEMU runs the cores in turn)",
         }
     }
 }
+
+/// The latency layouts, in table order.
+const LAYOUTS: [Layout; 3] = [Layout::Core, Layout::CoreBusy, Layout::Smp];
 
 /// One run: what the generated config holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -126,7 +144,7 @@ impl Run {
 /// Every run, in order.
 pub fn runs() -> Vec<Run> {
     let mut v = Vec::new();
-    for layout in [Layout::Core, Layout::Smp] {
+    for layout in LAYOUTS {
         for fifo in [false, true] {
             for flood in [false, true] {
                 v.push(Run::Latency {
@@ -180,7 +198,7 @@ fn latency_config(layout: Layout, fifo: bool, flood: bool) -> String {
         if flood { "on" } else { "idle" }
     );
     let cpu = |i: u32| match layout {
-        Layout::Core => 0,
+        Layout::Core | Layout::CoreBusy => 0,
         Layout::Smp => i,
     };
     let order = if fifo {
@@ -246,22 +264,26 @@ fn latency_config(layout: Layout, fifo: bool, flood: bool) -> String {
             &[bulk],
         );
     }
-    if layout == Layout::Core {
-        out.push_str(
-            "\n[[scheduling]]\ncpu = 0\npolicy = \"fixed-priority\"\nservers = [\n    \
-             { vm = \"hi\", vcpu = 0, kind = \"deferrable\", budget_us = 50, period_us = 250, priority = 0 },\n    \
-             { vm = \"rx\", vcpu = 0, kind = \"deferrable\", budget_us = 350, period_us = 1000, priority = 1 },\n",
+    let (rx_budget, flood_budget) = match layout {
+        Layout::Core => (225, 800),
+        Layout::CoreBusy => (100, 1500),
+        Layout::Smp => return out,
+    };
+    let _ = write!(
+        out,
+        "\n[[scheduling]]\ncpu = 0\npolicy = \"fixed-priority\"\nservers = [\n    \
+         {{ vm = \"hi\", vcpu = 0, kind = \"deferrable\", budget_us = 20, period_us = 250, priority = 0 }},\n    \
+         {{ vm = \"rx\", vcpu = 0, kind = \"deferrable\", budget_us = {rx_budget}, period_us = 500, priority = 1 }},\n"
+    );
+    for (i, f) in FLOODERS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "    {{ vm = \"flood-{f}\", vcpu = 0, kind = \"periodic\", budget_us = {flood_budget}, \
+             period_us = 10000, priority = {} }},",
+            2 + i
         );
-        for (i, f) in FLOODERS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "    {{ vm = \"flood-{f}\", vcpu = 0, kind = \"periodic\", budget_us = 100, \
-                 period_us = 1000, priority = {} }},",
-                2 + i
-            );
-        }
-        out.push_str("]\n");
     }
+    out.push_str("]\n");
     out
 }
 
@@ -273,7 +295,7 @@ fn throughput_config(size: u32) -> String {
     };
     let mut out = format!(
         "# Generated by `cargo xtask bench` (ci/src/bench_ring.rs): ring_throughput, {n} \
-         messages of {size} B on one core (tx above rx).\n"
+         messages of {size} B, tx on core 1, rx on core 0 (QEMU runs them in turn).\n"
     );
     vm(
         &mut out,
@@ -284,7 +306,7 @@ fn throughput_config(size: u32) -> String {
     vm(
         &mut out,
         "tx",
-        0,
+        1,
         &format!(
             "mode=send chan=t class=0 n={n} size={size} fast=1 full_sleep_us=20 \
              start_us={START_US}"
@@ -300,11 +322,6 @@ fn throughput_config(size: u32) -> String {
             "{{ slots = {slots}, slot_size = {}, notify = \"coalesced\", irq = 48 }}",
             size.max(16)
         )],
-    );
-    out.push_str(
-        "\n[[scheduling]]\ncpu = 0\npolicy = \"fixed-priority\"\nservers = [\n    \
-         { vm = \"tx\", vcpu = 0, kind = \"deferrable\", budget_us = 450, period_us = 1000, priority = 0 },\n    \
-         { vm = \"rx\", vcpu = 0, kind = \"deferrable\", budget_us = 450, period_us = 1000, priority = 1 },\n]\n",
     );
     out
 }
@@ -524,7 +541,7 @@ fn per_s(t: &Traffic) -> Option<f64> {
 /// The JSON records of the ring runs.
 pub fn records(gic: u8, runs: &Runs) -> Vec<Record> {
     let mut v = Vec::new();
-    for layout in [Layout::Core, Layout::Smp] {
+    for layout in LAYOUTS {
         for fifo in [false, true] {
             let flooded = lat(runs, layout, fifo, true);
             let idle = lat(runs, layout, fifo, false);
@@ -631,7 +648,7 @@ pub fn table(gic: u8, runs: &Runs) -> String {
     const N: usize = 34;
     const W: usize = 24;
     let mut out = String::new();
-    for layout in [Layout::Core, Layout::Smp] {
+    for layout in LAYOUTS {
         let _ = writeln!(
             out,
             "GICv{gic} ring_hi_latency, {} (us: median/p99/max over {HI_MESSAGES})",
@@ -689,7 +706,7 @@ pub fn table(gic: u8, runs: &Runs) -> String {
     }
     let _ = writeln!(
         out,
-        "GICv{gic} ring_throughput (one core, tx above rx)  | ring MB/s | memcpy MB/s | ratio"
+        "GICv{gic} ring_throughput (tx, rx on 2 cores in turn) | ring MB/s | memcpy MB/s | ratio"
     );
     for size in [64, 1500] {
         let r = get(runs, Run::Throughput { size });
@@ -744,8 +761,8 @@ pub const NOTES: [&str; 4] = [
     "FIFO baseline: the same traffic, single-class rings, rx serving its channels round robin, \
      up to 64 messages each per turn (a driver domain's batches, no priority)",
     "ring_throughput: payload built once (rx checks sequence numbers); bytes / (last receive - \
-     first send), both VMs on one core; memcpy: rx copying the same bytes in chunks of the \
-     message size",
+     first send), tx and rx on two exclusive cores that -icount runs in turn (their work \
+     serialised); memcpy: rx copying the same bytes in chunks of the message size",
     "doorbells_per_s: doorbell interrupts rx took per second of the flood; hypercalls = the \
      flooder's Doorbell calls (every: one per message, a no-op when already pending)",
 ];

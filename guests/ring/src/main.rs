@@ -10,11 +10,14 @@
 //! - `ping tx=<chan> rx=<chan> n=<N> size=<bytes>`: N round trips on class 0; each reply must
 //!   carry the same sequence number and a valid checksum. Prints the round-trip times.
 //! - `pong tx=<chan> rx=<chan> n=<N>`: checks each message and sends it back.
-//! - `send chan=<c> class=<k> n=<N> size=<bytes> period_us=<P>`: N messages, one every P µs
-//!   (0: as fast as the ring takes them, retrying on Full).
+//! - `send chan=<c> class=<k> n=<N> size=<bytes> period_us=<P> [full_sleep_us=<S>]
+//!   [start_us=<D>] [fast=1]`: after sleeping D µs, N messages, one every P µs, sleeping
+//!   between them in `wfi` on the virtual timer (P = 0: as fast as the ring takes them; on Full
+//!   it retries at once, or after sleeping S µs). `fast=1` builds the payload once and then
+//!   only writes each message's sequence number and time (for `rx verify=seq`).
 //! - `flood chan=<c> class=<k> ms=<T> size=<bytes>`: sends as fast as it can for T ms,
 //!   counting Full (never retrying a message: the next one gets the next sequence number only
-//!   once one was accepted).
+//!   once one was accepted); `n=<N>` stops after N messages, `start_us=<D>` sleeps D µs first.
 //! - `full chan=<c> class=<k>`: sends until the class refuses: must be Full after exactly
 //!   `slots` messages, and stay Full.
 //! - `garbage chan=<c> n=<N>`: writes N rounds of impossible producer indices and slot
@@ -25,7 +28,14 @@
 //!   message of a trusted channel must have a valid checksum and the next sequence number of
 //!   its class. Ends when every `expect` count is reached (and, for an `untrusted` channel,
 //!   at least one violation was seen); prints per-channel, per-class counts, violations and,
-//!   for the `hi` channel, one-way latency (median, p99, max).
+//!   for the `hi` channel, one-way latency (median, p99, max), failing if its median or max
+//!   exceeds `lat_median_us=<U>` / `lat_max_us=<U>` when given. `order=rr [batch=<B>]`: the
+//!   FIFO baseline instead: channels served in turn, up to B (64) messages each per turn,
+//!   whatever their classes. `verify=seq`: check sequence numbers only (for `send fast=1`).
+//!   `bench=1`: also prints `ring: bench: hi_latency ...` (ticks, with p99), `ring: bench:
+//!   traffic ...` (messages, bytes, first send → last receive, doorbells taken), with
+//!   `memcpy=1` the time of an in-guest copy of the same bytes in chunks of the mean message
+//!   size (`ring: bench: memcpy ...`), and `bench: done` (for `cargo xtask bench`).
 #![no_std]
 #![no_main]
 
@@ -41,8 +51,8 @@ entry!(main);
 const HEADER: usize = 16;
 /// Largest message this guest handles.
 const BUF: usize = 2048;
-/// Latency samples kept.
-const MAX_SAMPLES: usize = 8192;
+/// Latency samples kept (static arrays: at least the 10 000 of a benchmark run).
+const MAX_SAMPLES: usize = 16384;
 
 struct Failed;
 
@@ -287,6 +297,20 @@ fn pong(info: &BootInfo) -> Outcome {
     Ok(())
 }
 
+/// Sets up the virtual timer for [`timer::sleep_until`] (IRQs stay masked).
+fn init_sleep(mode: &str) -> Outcome {
+    if let Err(e) = irq::use_virtual_timer(timer::stop_on_wake) {
+        fail!(mode, "virtual timer interrupt: {:?}", e);
+    }
+    irq::disable_local();
+    Ok(())
+}
+
+/// Sleeps `us` microseconds in `wfi` (IRQs masked on entry and on return; [`init_sleep`] ran).
+fn sleep_us(us: u64) {
+    timer::sleep_until(timer::now() + timer::ticks_from_us(us));
+}
+
 fn send(info: &BootInfo) -> Outcome {
     let m = "send";
     let name = info.bootarg("chan").unwrap_or("");
@@ -295,21 +319,38 @@ fn send(info: &BootInfo) -> Outcome {
     let n = arg(info, "n", 1000) as u32;
     let size = (arg(info, "size", 64) as usize).clamp(HEADER, BUF);
     let period = timer::ticks_from_us(arg(info, "period_us", 0));
+    let full_sleep = arg(info, "full_sleep_us", 0);
+    // `fast=1`: the payload is built once; each message only gets its sequence number and
+    // time (its checksum is stale: for a receiver with `verify=seq`).
+    let fast = arg(info, "fast", 0) != 0;
+    init_sleep(m)?;
+    sleep_us(arg(info, "start_us", 0));
     let mut buf = [0u8; BUF];
+    build(&mut buf, 0, size, 0);
     let mut full = 0u64;
     let mut next = timer::now();
     for seq in 0..n {
         if period != 0 {
-            while timer::now() < next {
-                core::hint::spin_loop();
-            }
+            // Sleep (virtual timer + wfi) until the next release.
+            timer::sleep_until(next);
             next += period;
         }
         loop {
-            build(&mut buf, seq, size, timer::now());
+            let now = timer::now();
+            if fast {
+                buf[0..4].copy_from_slice(&seq.to_le_bytes());
+                buf[4..12].copy_from_slice(&now.to_le_bytes());
+            } else {
+                build(&mut buf, seq, size, now);
+            }
             match tx.send(class, &buf[..size]) {
                 Ok(()) => break,
-                Err(SendError::Full) => full += 1,
+                Err(SendError::Full) => {
+                    full += 1;
+                    if full_sleep > 0 {
+                        sleep_us(full_sleep);
+                    }
+                }
                 Err(e) => fail!(m, "{} seq {}: {:?}", name, seq, e),
             }
         }
@@ -327,10 +368,16 @@ fn flood(info: &BootInfo) -> Outcome {
     let mut tx = open_tx(m, name)?;
     let class = arg(info, "class", 0) as u8;
     let size = (arg(info, "size", 64) as usize).clamp(HEADER, BUF);
+    let start = arg(info, "start_us", 0);
+    if start > 0 {
+        init_sleep(m)?;
+        sleep_us(start);
+    }
     let end = timer::now() + timer::ticks_from_us(arg(info, "ms", 1000) * 1000);
+    let most = arg(info, "n", u64::from(u32::MAX)) as u32;
     let mut buf = [0u8; BUF];
     let (mut seq, mut full) = (0u32, 0u64);
-    while timer::now() < end {
+    while timer::now() < end && seq < most {
         build(&mut buf, seq, size, timer::now());
         match tx.send(class, &buf[..size]) {
             Ok(()) => seq += 1,
@@ -397,6 +444,7 @@ fn garbage(info: &BootInfo) -> Outcome {
     let name = info.bootarg("chan").unwrap_or("");
     let mut tx = open_tx(m, name)?;
     let n = arg(info, "n", 200);
+    init_sleep(m)?;
     let layout = *tx.producer().layout();
     let mem = *tx.producer().mem();
     let mut x: u32 = 0x1234_5678;
@@ -426,10 +474,7 @@ fn garbage(info: &BootInfo) -> Outcome {
             writes += 1;
             tx.ring(k as u8);
         }
-        let until = timer::now() + timer::ticks_from_us(500);
-        while timer::now() < until {
-            core::hint::spin_loop();
-        }
+        sleep_us(500);
     }
     println!(
         "ring: garbage: {}: {} rounds, {} bad words written, {} doorbells",
@@ -460,11 +505,152 @@ impl RxState {
     }
 }
 
+/// The order in which `rx` serves its channels.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Highest top class first, one message at a time, then the highest channel again.
+    Priority,
+    /// The FIFO baseline: channels in turn, up to `batch` messages from each (or until it is
+    /// empty) before the next one (a netback-style round robin; no notion of priority).
+    RoundRobin { batch: u64 },
+}
+
+/// What `rx` measured over the whole run (for `bench=1`).
+#[derive(Default)]
+struct Traffic {
+    messages: u64,
+    bytes: u64,
+    /// Send time (from its header) of the first message received.
+    first_send: Option<u64>,
+    /// When the last message was received.
+    last_recv: u64,
+}
+
+/// The outcome of taking one message from a channel.
+enum Took {
+    Nothing,
+    One,
+}
+
+/// Takes (at most) one message from `c` and checks it; fails on a trusted peer's error.
+fn take_one(
+    c: &mut RxState,
+    buf: &mut [u8],
+    seq_only: bool,
+    lat: &mut [u64],
+    kept: &mut usize,
+    traffic: &mut Traffic,
+) -> Result<Took, Failed> {
+    let m = "rx";
+    match c.rx.try_recv(buf) {
+        Ok(None) => Ok(Took::Nothing),
+        Ok(Some(msg)) => {
+            let now = timer::now();
+            let k = usize::from(msg.class);
+            c.received[k] += 1;
+            let body = &buf[..msg.len];
+            let checked = if seq_only {
+                (msg.len >= HEADER).then(|| {
+                    let w = |a: usize, b: usize| {
+                        let mut v = [0u8; 8];
+                        v[..b - a].copy_from_slice(&body[a..b]);
+                        u64::from_le_bytes(v)
+                    };
+                    (w(0, 4) as u32, w(4, 12))
+                })
+            } else {
+                check(body)
+            };
+            traffic.messages += 1;
+            traffic.bytes += msg.len as u64;
+            traffic.last_recv = now;
+            match checked {
+                Some((seq, t)) if seq == c.next[k] => {
+                    c.next[k] = seq.wrapping_add(1);
+                    traffic.first_send.get_or_insert(t);
+                    if c.hi && k + 1 == c.rx.info().classes.len() && *kept < lat.len() {
+                        lat[*kept] = now.saturating_sub(t);
+                        *kept += 1;
+                    }
+                }
+                other => {
+                    c.bad += 1;
+                    if c.trusted {
+                        match other {
+                            Some((seq, _)) => fail!(
+                                m,
+                                "{} class {}: sequence {} where {} was due",
+                                c.rx.info().name,
+                                k,
+                                seq,
+                                c.next[k]
+                            ),
+                            None => {
+                                fail!(m, "{} class {}: bad checksum", c.rx.info().name, k)
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(Took::One)
+        }
+        Err(RecvError::Violation { .. }) => {
+            c.violations += 1;
+            if c.trusted {
+                fail!(
+                    m,
+                    "{}: protocol violation by a trusted peer",
+                    c.rx.info().name
+                );
+            }
+            Ok(Took::One)
+        }
+        Err(e) => fail!(m, "{}: {:?}", c.rx.info().name, e),
+    }
+}
+
+/// `memcpy=1`: ticks to copy `bytes` bytes in chunks of `chunk` with the runtime's memcpy
+/// (from a 64-chunk source to a 64-chunk destination, as a ring's slots would be).
+fn memcpy_ticks(bytes: u64, chunk: usize) -> u64 {
+    const SLOTS: usize = 64;
+    static mut SRC: [u8; SLOTS * BUF] = [0; SLOTS * BUF];
+    static mut DST: [u8; SLOTS * BUF] = [0; SLOTS * BUF];
+    // SAFETY: only this function, on one CPU, touches SRC and DST.
+    let (src, dst) = unsafe {
+        (
+            &*core::ptr::addr_of!(SRC),
+            &mut *core::ptr::addr_of_mut!(DST),
+        )
+    };
+    let chunk = chunk.clamp(1, BUF);
+    let n = bytes / chunk as u64;
+    let t0 = timer::now();
+    for i in 0..n {
+        let o = (i as usize % SLOTS) * chunk;
+        dst[o..o + chunk].copy_from_slice(core::hint::black_box(&src[o..o + chunk]));
+        core::hint::black_box(&dst[o]);
+    }
+    timer::now() - t0
+}
+
 fn rx(info: &BootInfo) -> Outcome {
     let m = "rx";
     init_irq(m)?;
     let hi_name = info.bootarg("hi").unwrap_or("");
     let untrusted = info.bootarg("untrusted").unwrap_or("");
+    let order = match info.bootarg("order").unwrap_or("prio") {
+        "prio" => Order::Priority,
+        "rr" => Order::RoundRobin {
+            batch: arg(info, "batch", 64).max(1),
+        },
+        o => fail!(m, "order={:?}: prio or rr", o),
+    };
+    let seq_only = match info.bootarg("verify").unwrap_or("full") {
+        "full" => false,
+        "seq" => true,
+        v => fail!(m, "verify={:?}: full or seq", v),
+    };
+    let bench = arg(info, "bench", 0) != 0;
     let mut chans: heapless::Vec<RxState, { ring::MAX_CHANNELS }> = heapless::Vec::new();
     for c in ring::channels().iter().filter(|c| c.rx) {
         let expect = info
@@ -492,17 +678,20 @@ fn rx(info: &BootInfo) -> Outcome {
     chans.sort_unstable_by_key(|c| (core::cmp::Reverse(c.rx.top_class()), c.rx.info().index));
     let delay = arg(info, "delay_ms", 0);
     if delay > 0 {
-        let until = timer::now() + timer::ticks_from_us(delay * 1000);
-        while timer::now() < until {
-            core::hint::spin_loop();
-        }
+        init_sleep(m)?;
+        sleep_us(delay * 1000);
+        irq::enable_local();
     }
-    let deadline = timer::now() + timer::ticks_from_us(arg(info, "timeout_ms", 60_000) * 1000);
+    let start = timer::now();
+    let deadline = start + timer::ticks_from_us(arg(info, "timeout_ms", 60_000) * 1000);
     static mut LAT: [u64; MAX_SAMPLES] = [0; MAX_SAMPLES];
     // SAFETY: only this function, on one CPU, ever touches LAT.
     let lat = unsafe { &mut *core::ptr::addr_of_mut!(LAT) };
     let mut kept = 0;
+    let mut traffic = Traffic::default();
     let mut buf = [0u8; BUF];
+    // Round robin: the channel being served and how many it gave in this turn.
+    let (mut cur, mut taken) = (0usize, 0u64);
     while !chans.iter().all(RxState::done) {
         if timer::now() > deadline {
             for c in &chans {
@@ -516,64 +705,50 @@ fn rx(info: &BootInfo) -> Outcome {
             }
             fail!(m, "timeout");
         }
-        let mut got = false;
-        for c in chans.iter_mut() {
-            match c.rx.try_recv(&mut buf) {
-                Ok(None) => continue,
-                Ok(Some(msg)) => {
-                    let now = timer::now();
-                    let k = usize::from(msg.class);
-                    c.received[k] += 1;
-                    match check(&buf[..msg.len]) {
-                        Some((seq, t)) if seq == c.next[k] => {
-                            c.next[k] = seq.wrapping_add(1);
-                            if c.hi && k + 1 == c.rx.info().classes.len() && kept < MAX_SAMPLES {
-                                lat[kept] = now.saturating_sub(t);
-                                kept += 1;
-                            }
-                        }
-                        other => {
-                            c.bad += 1;
-                            if c.trusted {
-                                match other {
-                                    Some((seq, _)) => fail!(
-                                        m,
-                                        "{} class {}: sequence {} where {} was due",
-                                        c.rx.info().name,
-                                        k,
-                                        seq,
-                                        c.next[k]
-                                    ),
-                                    None => {
-                                        fail!(m, "{} class {}: bad checksum", c.rx.info().name, k)
-                                    }
-                                }
-                            }
-                        }
+        let got = match order {
+            Order::Priority => {
+                let mut got = false;
+                for c in chans.iter_mut() {
+                    if let Took::One =
+                        take_one(c, &mut buf, seq_only, lat, &mut kept, &mut traffic)?
+                    {
+                        // One message at a time, then the highest channel again.
+                        got = true;
+                        break;
                     }
                 }
-                Err(RecvError::Violation { .. }) => {
-                    c.violations += 1;
-                    if c.trusted {
-                        fail!(
-                            m,
-                            "{}: protocol violation by a trusted peer",
-                            c.rx.info().name
-                        );
-                    }
-                }
-                Err(e) => fail!(m, "{}: {:?}", c.rx.info().name, e),
+                got
             }
-            // One message at a time, then the highest channel again.
-            got = true;
-            break;
-        }
+            Order::RoundRobin { batch } => {
+                let n = chans.len();
+                let mut got = false;
+                for _ in 0..n {
+                    let c = &mut chans[cur];
+                    if let Took::One =
+                        take_one(c, &mut buf, seq_only, lat, &mut kept, &mut traffic)?
+                    {
+                        taken += 1;
+                        if taken >= batch {
+                            cur = (cur + 1) % n;
+                            taken = 0;
+                        }
+                        got = true;
+                        break;
+                    }
+                    // Empty: the next channel's turn.
+                    cur = (cur + 1) % n;
+                    taken = 0;
+                }
+                got
+            }
+        };
         if !got {
             let mut rs: heapless::Vec<&mut Receiver, { ring::MAX_CHANNELS }> =
                 chans.iter_mut().map(|c| &mut c.rx).collect();
             ring::wait(&mut rs);
         }
     }
+    let end = timer::now();
     for c in &chans {
         let n = c.rx.info().classes.len();
         println!(
@@ -583,22 +758,65 @@ fn rx(info: &BootInfo) -> Outcome {
             &c.received[..n],
             c.violations,
             c.bad,
-            if c.trusted {
-                "trusted: all checked"
-            } else {
-                "untrusted"
+            match (c.trusted, seq_only) {
+                (false, _) => "untrusted",
+                (true, false) => "trusted: all checked",
+                (true, true) => "trusted: sequence checked",
             }
         );
     }
+    let mut lat_ticks = (0, 0, 0, 0);
     if kept > 0 {
         let (med, p99, max) = stats(&mut lat[..kept]);
+        lat_ticks = (
+            lat[kept / 2],
+            lat[(kept * 99 / 100).min(kept - 1)],
+            lat[kept - 1],
+            lat[0],
+        );
         println!(
             "ring: rx: {} latency over {} messages: {}",
             hi_name,
             kept,
             Us(med, p99, max)
         );
+        // Bounds asked for by the scenario.
+        let bound = |key| info.bootarg(key).and_then(parse_u64);
+        if let Some(b) = bound("lat_median_us").filter(|&b| med > b) {
+            fail!(m, "{} median latency {} us above {} us", hi_name, med, b);
+        }
+        if let Some(b) = bound("lat_max_us").filter(|&b| max > b) {
+            fail!(m, "{} max latency {} us above {} us", hi_name, max, b);
+        }
     }
-    println!("ring: rx: ok, doorbells taken {}", ring::doorbells_taken());
+    let doorbells = ring::doorbells_taken();
+    println!("ring: rx: ok, doorbells taken {}", doorbells);
+    if bench {
+        if kept > 0 {
+            println!(
+                "ring: bench: hi_latency median={} p99={} max={} min={} samples={} unit=ticks",
+                lat_ticks.0, lat_ticks.1, lat_ticks.2, lat_ticks.3, kept
+            );
+        }
+        let first = traffic.first_send.unwrap_or(start);
+        println!(
+            "ring: bench: traffic messages={} bytes={} ticks={} rx_ticks={} doorbells={}",
+            traffic.messages,
+            traffic.bytes,
+            traffic.last_recv.saturating_sub(first),
+            end - start,
+            doorbells
+        );
+        if arg(info, "memcpy", 0) != 0 && traffic.messages > 0 {
+            let chunk = (traffic.bytes / traffic.messages) as usize;
+            println!(
+                "ring: bench: memcpy bytes={} chunk={} ticks={}",
+                traffic.bytes,
+                chunk,
+                memcpy_ticks(traffic.bytes, chunk)
+            );
+        }
+        println!("bench: done");
+    }
     Ok(())
 }
