@@ -6,13 +6,18 @@
 //! from both vCPUs (config `console-flood`: DR byte writes and 4 KiB `ConsoleWrite` calls) or
 //! spins without touching it (config `console-quiet`, the baseline).
 //!
-//! Why a spinning neighbour and not an idle one: under `-icount` QEMU runs every vCPU on one host
-//! thread in turns, and the one virtual clock advances with whichever vCPU runs. A vCPU that
-//! spins keeps its turn until QEMU's round-robin kick, so a print that straddles a turn counts
-//! the other vCPUs' turns too. With the neighbour busy in both runs the turns are the same, and
-//! the difference between the runs is what the flood costs the victim through the hypervisor
-//! (the console's locks and queue, draining the flooder's admitted lines). The median is the
-//! print path itself; the p99 and max show the turns.
+//! How the measurement is made to mean something under `-icount`: QEMU then runs every vCPU on
+//! one host thread in turns, and the one virtual clock advances with whichever vCPU runs.
+//! - Left alone, a busy vCPU keeps its turn up to QEMU's round-robin kick (tens of ms), so the
+//!   victim's 100 prints would all run inside one turn while the flooder stands still: no
+//!   interference could show. The flooder therefore keeps a masked virtual-timer deadline
+//!   20 µs ahead (`turn_us=20`, it never interrupts anyone): QEMU ends each turn at the next
+//!   timer deadline, so all three vCPUs take turns of a few µs and the flood (its traps, the
+//!   console's locks and queue, its admitted lines) runs interleaved with every print, as it
+//!   would beside it on real cores, stopped at arbitrary points (inside the hypervisor too).
+//! - A print's `CNTVCT` delta then includes the other vCPUs' turns. So the baseline keeps them:
+//!   the same VM, same deadlines, spinning instead of flooding (`console-quiet`). The turns
+//!   are the same in both runs; the difference is what the flood costs the victim.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -149,9 +154,10 @@ pub const NOTES: [&str; 3] = [
     "console_print: CNTVCT ticks of one println! of a 53-byte line by the victim VM (1 vCPU, core \
      0; every byte an FR poll and a DR write, each a trap); flood = beside a 2-vCPU VM flooding \
      the console as fast as it can (DR writes + 4 KiB ConsoleWrite calls), quiet = beside the \
-     same VM spinning without output (same QEMU round-robin turns under -icount)",
-    "console_print_p99: the 99th percentile of the same 100 prints (one sample each run); a \
-     print that straddles QEMU's round-robin turn counts the other vCPUs' turns",
+     same VM spinning without output; both with a masked 20 us timer deadline kept by the \
+     neighbour, so that QEMU's -icount round-robin interleaves all vCPUs in turns of a few us \
+     (a print's ticks include the other vCPUs' turns, alike in both runs)",
+    "console_print_p99: the 99th percentile of the same 100 prints (one sample each run)",
     "console_flood_dropped: bytes the hypervisor reported dropped over the flooder's budget \
      (4096 B/s, 8192 B burst) during the flood run",
 ];

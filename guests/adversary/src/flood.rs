@@ -15,8 +15,17 @@
 //! (no `wfi`, no yield): the neighbour that `cargo xtask bench --only console` measures the
 //! victim beside when there is no flood, so that both runs share the cores alike (under QEMU
 //! `-icount` the vCPUs of all cores take turns on one host thread).
+//!
+//! `turn_us=N` (both modes; default 0: off) keeps the virtual timer of each vCPU armed N µs
+//! ahead with its interrupt masked (`CNTV_CTL_EL0` ENABLE + IMASK: it never interrupts). Under
+//! `-icount` QEMU ends every vCPU's turn at the next timer deadline of the machine, so the
+//! vCPUs of all cores then take turns of a few µs instead of up to QEMU's 100 ms round-robin
+//! kick: the flood runs interleaved with the victim's prints, as it would run beside them on
+//! real cores. Without `-icount` it changes nothing.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use aarch64_cpu::registers::{Writeable, CNTV_CTL_EL0, CNTV_CVAL_EL0};
 
 use tessera_guest_rt::dt::{parse_u64, DEFAULT_CONSOLE};
 use tessera_guest_rt::{cpu, println, tessera, timer, BootInfo};
@@ -30,6 +39,8 @@ const DR_BURST: usize = 1024;
 
 /// Counter value at which both vCPUs stop.
 static END: AtomicU64 = AtomicU64::new(0);
+/// `turn_us` in counter ticks (0: off).
+static TURN: AtomicU64 = AtomicU64::new(0);
 /// Whether the vCPUs write (`flood=1`) or only spin (`flood=0`).
 static FLOOD: AtomicBool = AtomicBool::new(true);
 /// The console's data register (the DT's PL011).
@@ -70,6 +81,8 @@ pub fn console_flood(info: &'static BootInfo, report: &mut Report) {
     let flood = arg(info, "flood", 1, report) != 0;
     let ms = arg(info, "flood_ms", 3000, report);
     let quiet_ms = arg(info, "quiet_ms", 500, report);
+    let turn_us = arg(info, "turn_us", 0, report);
+    TURN.store(timer::ticks_from_us(turn_us), Ordering::Relaxed);
     if !info.tessera {
         println!("adversary: console-flood needs Tessera (the ConsoleWrite hypercall)");
         report.fail();
@@ -89,9 +102,10 @@ pub fn console_flood(info: &'static BootInfo, report: &mut Report) {
         fill_buffer(cpu);
     }
     println!(
-        "adversary: console-flood: {} for {} ms on 2 vCPUs",
+        "adversary: console-flood: {} for {} ms on 2 vCPUs (turn_us={})",
         if flood { "flooding" } else { "spinning" },
-        ms
+        ms,
+        turn_us
     );
     let start = timer::now();
     END.store(
@@ -185,15 +199,26 @@ fn dr_byte(cpu: usize, burst: u64, n: usize) -> u8 {
     }
 }
 
+/// With `turn_us`: arms the virtual timer that far ahead, masked (a deadline for QEMU only).
+fn next_turn(turn: u64) {
+    if turn != 0 {
+        CNTV_CVAL_EL0.set(timer::now().wrapping_add(turn));
+        CNTV_CTL_EL0.write(CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::SET);
+    }
+}
+
 /// Floods (or spins) until `END`.
 fn work(cpu: usize) -> Counts {
     let end = END.load(Ordering::Acquire);
+    let turn = TURN.load(Ordering::Relaxed);
     let mut c = Counts::default();
     if !FLOOD.load(Ordering::Relaxed) {
         let mut spins = 0u64;
         while timer::now() < end {
+            next_turn(turn);
             spins = core::hint::black_box(spins.wrapping_add(1));
         }
+        timer::stop_virt();
         return c;
     }
     let dr = DR.load(Ordering::Relaxed) as *mut u32;
@@ -202,12 +227,16 @@ fn work(cpu: usize) -> Counts {
     let mut burst = 0u64;
     while timer::now() < end {
         for n in 0..DR_BURST {
+            if n % 64 == 0 {
+                next_turn(turn);
+            }
             // SAFETY: `dr` is the console PL011's data register (the DT's, or the `virt`
             // default), in the runtime's Device mapping; a write there only emits a byte.
             unsafe { dr.write_volatile(u32::from(dr_byte(cpu, burst, n))) };
         }
         c.dr_bytes += DR_BURST as u64;
         burst += 1;
+        next_turn(turn);
         match tessera::console_write(buf) {
             Ok(n) if n == CHUNK => {}
             _ => c.failed = true,
@@ -218,5 +247,6 @@ fn work(cpu: usize) -> Counts {
             SECOND_CALLS.store(c.calls, Ordering::Relaxed);
         }
     }
+    timer::stop_virt();
     c
 }
