@@ -49,19 +49,24 @@ pub trait SharedMem {
         debug_assert!(offset
             .checked_add(buf.len())
             .is_some_and(|end| end <= self.size()));
-        let mut off = offset;
-        let mut done = 0;
-        while done < buf.len() {
-            let Some(word) = self.word(off / 4) else {
-                buf[done..].fill(0);
-                return;
-            };
-            let first = off % 4;
-            let n = (4 - first).min(buf.len() - done);
-            let bytes = word.load(Ordering::Relaxed).to_ne_bytes();
-            buf[done..done + n].copy_from_slice(&bytes[first..first + n]);
-            done += n;
-            off += n;
+        // A partial first word, whole words, a partial last word.
+        let head = ((4 - offset % 4) % 4).min(buf.len());
+        let (first, rest) = buf.split_at_mut(head);
+        let (words, tail) = rest.as_chunks_mut::<4>();
+        let word_at = |i: usize| self.word(i).map_or(0, |w| w.load(Ordering::Relaxed));
+        if !first.is_empty() {
+            let bytes = word_at(offset / 4).to_ne_bytes();
+            let at = offset % 4;
+            first.copy_from_slice(&bytes[at..at + head]);
+        }
+        let mut i = (offset + head) / 4;
+        for c in words {
+            *c = word_at(i).to_ne_bytes();
+            i += 1;
+        }
+        if !tail.is_empty() {
+            let n = tail.len();
+            tail.copy_from_slice(&word_at(i).to_ne_bytes()[..n]);
         }
     }
 
@@ -71,30 +76,34 @@ pub trait SharedMem {
         debug_assert!(offset
             .checked_add(data.len())
             .is_some_and(|end| end <= self.size()));
-        let mut off = offset;
-        let mut done = 0;
-        while done < data.len() {
-            let Some(word) = self.word(off / 4) else {
-                return;
-            };
-            let first = off % 4;
-            let n = (4 - first).min(data.len() - done);
-            if n == 4 {
-                let v = [data[done], data[done + 1], data[done + 2], data[done + 3]];
-                word.store(u32::from_ne_bytes(v), Ordering::Relaxed);
-            } else {
-                // Part of a word: replace only our bytes, leaving the others intact. Two
-                // wait-free read-modify-writes rather than a compare-exchange loop, which a peer
-                // writing the same word continuously could keep failing.
+        // Part of a word: replace only our bytes, leaving the others intact. Two wait-free
+        // read-modify-writes rather than a compare-exchange loop, which a peer writing the same
+        // word continuously could keep failing.
+        let partial = |index: usize, at: usize, bytes: &[u8]| {
+            if let Some(word) = self.word(index) {
                 let mut mask = [0u8; 4];
                 let mut val = [0u8; 4];
-                mask[first..first + n].fill(0xff);
-                val[first..first + n].copy_from_slice(&data[done..done + n]);
+                mask[at..at + bytes.len()].fill(0xff);
+                val[at..at + bytes.len()].copy_from_slice(bytes);
                 word.fetch_and(!u32::from_ne_bytes(mask), Ordering::Relaxed);
                 word.fetch_or(u32::from_ne_bytes(val), Ordering::Relaxed);
             }
-            done += n;
-            off += n;
+        };
+        let head = ((4 - offset % 4) % 4).min(data.len());
+        let (first, rest) = data.split_at(head);
+        if !first.is_empty() {
+            partial(offset / 4, offset % 4, first);
+        }
+        let mut i = (offset + head) / 4;
+        let (words, tail) = rest.as_chunks::<4>();
+        for c in words {
+            if let Some(word) = self.word(i) {
+                word.store(u32::from_ne_bytes(*c), Ordering::Relaxed);
+            }
+            i += 1;
+        }
+        if !tail.is_empty() {
+            partial(i, 0, tail);
         }
     }
 
