@@ -11,6 +11,7 @@ mod linux;
 mod qemu;
 mod scenario;
 mod setup;
+mod soak;
 mod test;
 mod trace;
 mod util;
@@ -48,6 +49,9 @@ enum Command {
     Bench(BenchArgs),
     /// Run a config on QEMU and draw the hypervisor's scheduler trace as an SVG timeline.
     Trace(TraceArgs),
+    /// Boot one image many times and count runs that hang or fail (rare races; never part of
+    /// `test`). Default: the `linux` config, 40 runs.
+    Soak(SoakArgs),
 }
 
 #[derive(Args)]
@@ -121,6 +125,30 @@ struct RunArgs {
     /// guests.
     #[arg(long)]
     semihosting: bool,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// QEMU CPU model.
+    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    cpu: String,
+    /// Number of physical cores QEMU models.
+    #[arg(long, default_value_t = 4)]
+    smp: u32,
+    /// Guest RAM of the QEMU machine (QEMU -m syntax).
+    #[arg(long, default_value = "2G")]
+    memory: String,
+    /// How many boots.
+    #[arg(long, default_value_t = 40)]
+    runs: usize,
+    /// How many QEMUs at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// A run without the hypervisor's final line after this many seconds counts as hung.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -261,6 +289,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             )
         }
         Command::Trace(args) => cmd_trace(&paths, args),
+        Command::Soak(args) => cmd_soak(&paths, args),
         Command::Bench(args) => {
             setup::ensure(&paths)?;
             let gics = match args.gic.as_str() {
@@ -376,6 +405,30 @@ fn show_defmt_log(paths: &Paths, frames: &std::path::Path, elf: &std::path::Path
              --locked` (a few minutes), then decode with: {decode}"
         ),
     }
+}
+
+fn cmd_soak(paths: &Paths, args: SoakArgs) -> Result<i32> {
+    setup::ensure(paths)?;
+    let mut builder = Builder::new(paths);
+    let mut image = args.image;
+    if image.config == "default" {
+        image.config = "linux".into();
+    }
+    let hb = hypervisor_build(paths, &mut builder, &image, false)?;
+    let built = builder.build_hypervisor(&hb)?;
+    let spec = qemu::QemuSpec {
+        kernel: built.image,
+        gic: hb.gic,
+        cpu: args.cpu,
+        smp: args.smp,
+        memory: args.memory,
+        virtualization: true,
+        gdb: false,
+        semihosting: false,
+        defmt_file: None,
+        extra: Vec::new(),
+    };
+    soak::run(paths, &spec, args.runs, args.jobs, args.timeout)
 }
 
 fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
