@@ -691,13 +691,17 @@ pub fn table(gic: u8, runs: &Runs) -> String {
                     flood: true,
                 },
             )
-            .and_then(|r| r.traffic.map(|t| (t.messages, r.flooded)))
+            .and_then(|r| {
+                let hi = r.latency.map_or(0, |l| l.samples);
+                r.traffic
+                    .map(|t| (t.messages.saturating_sub(hi), r.flooded))
+            })
         };
         if let (Some((a, fa)), Some((b, fb))) = (flooded(false), flooded(true)) {
             let _ = writeln!(
                 out,
                 "{:N$} | {:>W$} | {:>W$}",
-                "messages received / flooders sent",
+                "bulk received / flooders sent",
                 format!("{a} / {fa}"),
                 format!("{b} / {fb}")
             );
