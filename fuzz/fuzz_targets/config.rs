@@ -1,0 +1,4 @@
+//! Fuzz target `config`: see `tessera_fuzz_targets::config`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_fuzz_targets::config::run(data));

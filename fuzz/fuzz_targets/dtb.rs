@@ -1,0 +1,4 @@
+//! Fuzz target `dtb`: see `tessera_fuzz_targets::dtb`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_fuzz_targets::dtb::run(data));
