@@ -6,8 +6,10 @@
 mod bench;
 mod check;
 mod el2trace;
+mod fuzz;
 mod images;
 mod linux;
+mod miri;
 mod qemu;
 mod scenario;
 mod setup;
@@ -52,6 +54,21 @@ enum Command {
     /// Boot one image many times and count runs that hang or fail (rare races; never part of
     /// `test`). Default: the `linux` config, 40 runs.
     Soak(SoakArgs),
+    /// Coverage-guided fuzzing (cargo-fuzz, nightly; installed if missing) of the targets in
+    /// fuzz/; new corpus entries go to fuzz/corpus/<target>/.
+    Fuzz(FuzzArgs),
+    /// The pure crates' tests under Miri (nightly `miri` component; installed if missing).
+    Miri,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// Only this target (config, vgic, ring, dtb, trap).
+    #[arg(long)]
+    target: Option<String>,
+    /// Seconds per target.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
 }
 
 #[derive(Args)]
@@ -290,6 +307,8 @@ fn real_main(cli: Cli) -> Result<i32> {
         }
         Command::Trace(args) => cmd_trace(&paths, args),
         Command::Soak(args) => cmd_soak(&paths, args),
+        Command::Fuzz(args) => fuzz::run(&paths, args.target.as_deref(), args.seconds),
+        Command::Miri => miri::run(&paths),
         Command::Bench(args) => {
             setup::ensure(&paths)?;
             let gics = match args.gic.as_str() {

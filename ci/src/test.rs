@@ -69,6 +69,7 @@ pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>)
         "fmt",
         "clippy-tessera",
         "clippy-guests",
+        "fuzz-corpus",
     ];
     if scenarios.is_empty() && !steps.iter().any(|s| selected(s)) {
         bail!(
@@ -102,6 +103,16 @@ pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>)
             util::run(
                 util::cargo(paths).args(["fmt", "--all", "--check"]),
                 "cargo fmt --check (run `cargo fmt --all` to fix)",
+            )
+        });
+    }
+
+    // 3b. The fuzz targets' corpus (fuzz/corpus/<target>/*) replayed on stable.
+    if selected("fuzz-corpus") {
+        report.step("fuzz-corpus", || {
+            util::run(
+                &mut crate::fuzz::replay_command(paths),
+                "fuzz corpus replay (cargo test --manifest-path fuzz/Cargo.toml)",
             )
         });
     }
