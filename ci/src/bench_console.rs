@@ -1,23 +1,23 @@
 //! `cargo xtask bench --only console`: how much a console flood slows another VM's prints.
 //!
 //! Two Tessera runs of the same three cores under `-icount shift=0,sleep=off`: `victim` (the
-//! bench guest, `mode=console-victim`, core 0) times 100 `println!`s of its own with `CNTVCT`
+//! bench guest, `mode=console-victim`, core 0) times 30 `println!`s of its own with `CNTVCT`
 //! while `flooder` (adversary `mode=console-flood`, cores 1 and 2) either floods the console
 //! from both vCPUs (config `console-flood`: DR byte writes and 4 KiB `ConsoleWrite` calls) or
 //! spins without touching it (config `console-quiet`, the baseline).
 //!
-//! How the measurement is made to mean something under `-icount`: QEMU then runs every vCPU on
-//! one host thread in turns, and the one virtual clock advances with whichever vCPU runs.
-//! - Left alone, a busy vCPU keeps its turn up to QEMU's round-robin kick (tens of ms), so the
-//!   victim's 100 prints would all run inside one turn while the flooder stands still: no
-//!   interference could show. The flooder therefore keeps a masked virtual-timer deadline
-//!   20 µs ahead (`turn_us=20`, it never interrupts anyone): QEMU ends each turn at the next
-//!   timer deadline, so all three vCPUs take turns of a few µs and the flood (its traps, the
-//!   console's locks and queue, its admitted lines) runs interleaved with every print, as it
-//!   would beside it on real cores, stopped at arbitrary points (inside the hypervisor too).
-//! - A print's `CNTVCT` delta then includes the other vCPUs' turns. So the baseline keeps them:
-//!   the same VM, same deadlines, spinning instead of flooding (`console-quiet`). The turns
-//!   are the same in both runs; the difference is what the flood costs the victim.
+//! How the measurement is made to mean something under `-icount`: QEMU then runs the vCPUs of
+//! all cores in turns on one host thread (a turn lasts until the vCPU yields or QEMU's
+//! round-robin kick, tens of ms), and the one virtual clock advances with whichever vCPU runs.
+//! - Left alone, the victim's prints would all fit in one of its turns while the flooder
+//!   stands still: no interference could show. So the victim yields (`sevl; wfe`, `yield=1`)
+//!   before each print: each print then starts after both flooder vCPUs had a turn and were
+//!   stopped wherever the kick stopped them (inside the hypervisor, holding the console's
+//!   queue lock, with lines queued): 30 samples of 30 flood states.
+//! - Both runs have the same turns: the quiet neighbour is the same VM spinning instead of
+//!   flooding. A print that meets a lock held by a stopped vCPU spins until QEMU's next kick
+//!   (the hypervisor's spin loops do not yield), which shows as a sample of tens of ms: the
+//!   analogue, stretched by QEMU, of waiting behind the flooder on real cores.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -152,12 +152,11 @@ pub fn table(gic: u8, records: &[Record]) -> String {
 /// What each console figure is, for the notes under the table.
 pub const NOTES: [&str; 3] = [
     "console_print: CNTVCT ticks of one println! of a 53-byte line by the victim VM (1 vCPU, core \
-     0; every byte an FR poll and a DR write, each a trap); flood = beside a 2-vCPU VM flooding \
-     the console as fast as it can (DR writes + 4 KiB ConsoleWrite calls), quiet = beside the \
-     same VM spinning without output; both with a masked 20 us timer deadline kept by the \
-     neighbour, so that QEMU's -icount round-robin interleaves all vCPUs in turns of a few us \
-     (a print's ticks include the other vCPUs' turns, alike in both runs)",
-    "console_print_p99: the 99th percentile of the same 100 prints (one sample each run)",
+     0; every byte an FR poll and a DR write, each a trap), 30 prints, each after a yield to the \
+     other vCPUs (QEMU round-robin); flood = beside a 2-vCPU VM flooding the console as fast as \
+     it can (DR writes + 4 KiB ConsoleWrite calls), quiet = beside the same VM spinning without \
+     output",
+    "console_print_p99: the 99th percentile of the same 30 prints (one sample each run)",
     "console_flood_dropped: bytes the hypervisor reported dropped over the flooder's budget \
      (4096 B/s, 8192 B burst) during the flood run",
 ];

@@ -8,6 +8,13 @@
 //! `console_print_p99` (its 99th percentile as a one-sample figure). The scenario checks
 //! that every line arrived whole and in order; 100 lines stay well within a VM's console
 //! budget, so none may be dropped.
+//!
+//! `yield=1`: before each print, `sevl; wfe` (returns at once on hardware; a yield to the next
+//! vCPU under QEMU). Under `-icount` QEMU runs the vCPUs of all cores in turns on one thread, so
+//! each print then starts after the other vCPUs have had a turn and were stopped wherever
+//! QEMU's round-robin stopped them (inside the hypervisor, holding a lock, mid-line): every
+//! sample meets the flood in another state. Without it all prints would fit in one turn while
+//! the flood stands still.
 
 use tessera_guest_rt::dt::parse_u64;
 use tessera_guest_rt::{println, timer, BootInfo};
@@ -45,8 +52,13 @@ pub fn victim(info: &'static BootInfo) -> Result<(), Failed> {
         core::hint::spin_loop();
     }
     println!("bench: console-victim: measuring");
+    let yield_first = arg(info, "yield", 0)? != 0;
     let mut samples = [0u64; MAX_LINES];
     for (i, s) in samples[..lines].iter_mut().enumerate() {
+        if yield_first {
+            aarch64_cpu::asm::sevl();
+            aarch64_cpu::asm::wfe();
+        }
         let t0 = timer::now();
         println!("bench: line {:04} {}", i, PAYLOAD);
         *s = timer::now() - t0;
