@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub use tessera_config::desc::*;
+pub use tessera_config::VUART_INTID;
 
 include!(concat!(env!("OUT_DIR"), "/config.rs"));

@@ -57,8 +57,11 @@ const NAME_MAX: usize = 32;
 const VM_LINE_CAP: usize = LINE_MAX + NAME_MAX + 10;
 /// A hypervisor line as queued (a longer message is cut, ending in `...`).
 const HYP_LINE_CAP: usize = 400;
-/// Bytes of input each VM can hold.
-const INPUT_DEPTH: usize = 64;
+/// Bytes of input each VM can hold (a pasted line or a scenario's command arrives faster than
+/// a guest's receive interrupt drains it).
+const INPUT_DEPTH: usize = 1024;
+/// Most bytes one poll moves from the physical receiver.
+const POLL_MAX: usize = 64;
 /// The physical receiver is polled at most this often by guests' UART reads.
 pub const INPUT_POLL_US: u64 = 50;
 /// Ctrl-T: the input focus escape.
@@ -546,9 +549,11 @@ fn poll_input() {
         return;
     }
     let mut notices: Vec<Notice, 4> = Vec::new();
+    let mut got_input = false;
     let uart = uart();
     // Bounded: a fast typist (or a pasted text) cannot keep one core here.
-    for _ in 0..INPUT_DEPTH {
+    let mut dropped = 0u32;
+    for _ in 0..POLL_MAX {
         let Some(b) = uart.read_byte() else { break };
         if ESCAPED.load(Ordering::Relaxed) {
             ESCAPED.store(false, Ordering::Relaxed);
@@ -567,10 +572,26 @@ fn poll_input() {
             continue;
         }
         if let Some(q) = INPUT.get(FOCUS.load(Ordering::Relaxed)) {
-            let _ = q.push(b);
+            if q.push(b) {
+                got_input = true;
+            } else {
+                dropped += 1;
+            }
         }
     }
     INPUT_POLLER.store(false, Ordering::Release);
+    let focus = FOCUS.load(Ordering::Relaxed);
+    if got_input {
+        crate::vdev::vuart_input_arrived(VmId(focus));
+    }
+    if dropped > 0 {
+        hyp_println(format_args!(
+            "console: {} input byte(s) for {} dropped: it has {} unread",
+            dropped,
+            VMS.get(focus).map_or("?", |v| v.name),
+            INPUT_DEPTH
+        ));
+    }
     for n in notices {
         match n {
             Notice::Focus(n) => hyp_println(format_args!("console input -> {}", VMS[n].name)),
@@ -581,6 +602,17 @@ fn poll_input() {
             )),
         }
     }
+}
+
+/// The console's receive interrupt (board.toml `console.irq`): moves what arrived to the VM
+/// with the focus.
+pub fn rx_interrupt() {
+    poll_input();
+}
+
+/// Lets the physical receiver interrupt (boot core, before any VM runs).
+pub fn enable_rx_interrupt() {
+    uart().enable_rx_interrupt();
 }
 
 /// Polls the physical receiver if the machine-wide poll interval has passed.

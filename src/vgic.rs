@@ -29,7 +29,7 @@ use tessera_vgic_model::{
 use crate::arch::esr::Esr;
 use crate::arch::gic::{self, vif};
 use crate::arch::{self, TrapFrame};
-use crate::config::{GicVersion, BOARD};
+use crate::config::{GicVersion, BOARD, VUART_INTID};
 use crate::hprintln;
 use crate::vm::{self, CoreId, VcpuId, VcpuRef, VmId, MAX_VCPUS, MAX_VMS};
 
@@ -103,8 +103,9 @@ pub fn init_vm(vm: VmId) -> Result<(), &'static str> {
             }
         }
     }
-    // Channel doorbells: owned like passed-through SPIs, but purely virtual.
-    for irq in crate::channel::doorbells_of(vm) {
+    // The virtual PL011's interrupt and channel doorbells: owned like passed-through SPIs,
+    // but purely virtual.
+    for irq in core::iter::once(VUART_INTID).chain(crate::channel::doorbells_of(vm)) {
         spis.push(irq)
             .map_err(|_| "more than 64 interrupts passed through or doorbells")?;
     }
@@ -238,22 +239,15 @@ fn kick(v: VcpuRef) {
 }
 
 fn apply(vm: VmId, fx: &Effects) {
-    // Doorbells (crate::channel) have no physical interrupt to mirror.
-    for &intid in fx
-        .phys_enable
-        .iter()
-        .filter(|&&i| !crate::channel::is_doorbell(vm, i))
-    {
+    // The vUART's interrupt and doorbells (crate::channel) have no physical interrupt to
+    // mirror.
+    for &intid in fx.phys_enable.iter().filter(|&&i| !purely_virtual(vm, i)) {
         // Hardware SPIs follow the guest's routing to the core of vCPU 0 at least; the model
         // re-targets on delivery.
         let core = vm::core_of(VcpuRef::new(vm, VcpuId(0)));
         gic::enable(intid, core, vm::core_mpidr(core));
     }
-    for &intid in fx
-        .phys_disable
-        .iter()
-        .filter(|&&i| !crate::channel::is_doorbell(vm, i))
-    {
+    for &intid in fx.phys_disable.iter().filter(|&&i| !purely_virtual(vm, i)) {
         gic::disable(intid, 0);
     }
     for &intid in fx.phys_deactivate.iter() {
@@ -269,6 +263,11 @@ fn apply(vm: VmId, fx: &Effects) {
     }
 }
 
+/// Interrupts of VM `vm` that exist only in its virtual GIC: its vUART's and its doorbells.
+fn purely_virtual(vm: VmId, intid: u32) -> bool {
+    intid == VUART_INTID || crate::channel::is_doorbell(vm, intid)
+}
+
 fn report_denied(vm: VmId, offset: u64, write: bool) {
     {
         if !DENIED_REPORTED[vm.index()].swap(true, Ordering::Relaxed) {
@@ -282,7 +281,7 @@ fn report_denied(vm: VmId, offset: u64, write: bool) {
     }
 }
 
-/// Makes the purely virtual SPI `intid` of VM `vm` (a channel doorbell) pending and kicks the
+/// Makes the purely virtual SPI `intid` of VM `vm` (its vUART's, a channel doorbell) pending and kicks the
 /// vCPU it is routed to. Returns false (and does nothing) if it was pending already, or the
 /// guest has it disabled (it stays pending, as on a GIC).
 pub fn inject_virtual(vm: VmId, intid: u32) -> bool {
@@ -362,6 +361,12 @@ pub fn physical_irq(intid: u32) {
         // Another core changed something for a vCPU of this core: the run loop looks at the
         // attention flag and the vCPUs' dirty flags when this exit ends.
         gic::SGI_KICK => gic::deactivate(intid),
+        // The console's receiver: input goes to the VM with the focus (and its vUART
+        // interrupt). A level: deactivating after the FIFO was read re-arms it.
+        i if Some(i) == BOARD.console_irq => {
+            crate::console::rx_interrupt();
+            gic::deactivate(i);
+        }
         gic::PPI_MAINTENANCE => {
             // Its causes (underflow, an EOI of a list register asking for one) are levels:
             // take the list registers back and refill them before deactivating, or it fires

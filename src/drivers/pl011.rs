@@ -1,4 +1,5 @@
-//! Arm PrimeCell PL011 UART (DDI 0183), polled: the hypervisor's console.
+//! Arm PrimeCell PL011 UART (DDI 0183): the hypervisor's console. Output is polled; input
+//! raises the board's console interrupt (when board.toml names it).
 //!
 //! The console (src/console.rs) writes with [`Pl011::try_write_byte`], which never waits: a
 //! full transmit FIFO leaves the byte queued in RAM for the next drain. Only the hypervisor's
@@ -17,12 +18,18 @@ register_structs! {
         (0x004 => _reserved0),
         (0x018 => fr: ReadOnly<u32>),
         (0x01c => _reserved1),
+        (0x038 => imsc: ReadWrite<u32>),
+        (0x03c => _reserved2),
+        (0x044 => icr: ReadWrite<u32>),
+        (0x048 => _reserved3),
         (0x1000 => @END),
     }
 }
 
 const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
+/// IMSC/ICR: receive and receive-timeout interrupts.
+const INT_RX_RT: u32 = (1 << 4) | (1 << 6);
 
 /// A PL011 the loader (QEMU, the Pi firmware) already configured: Tessera only moves bytes.
 pub struct Pl011 {
@@ -57,6 +64,14 @@ impl Pl011 {
         }
         r.dr.set(b as u32);
         true
+    }
+
+    /// Raises the UART's interrupt while received bytes wait (receive and receive-timeout
+    /// interrupts only: transmission stays polled).
+    pub fn enable_rx_interrupt(&self) {
+        let r = self.regs();
+        r.icr.set(INT_RX_RT);
+        r.imsc.set(INT_RX_RT);
     }
 
     /// One received byte, if the receive FIFO holds one (never waits).

@@ -3,6 +3,8 @@
 
 mod pl011;
 
+pub use pl011::{input_arrived as vuart_input_arrived, reset as vuart_reset};
+
 use crate::arch::esr::Esr;
 use crate::arch::TrapFrame;
 use crate::vm::VcpuRef;

@@ -90,6 +90,11 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     gic::init_distributor(&BOARD.gic);
     let boot_core = CoreId(0);
     gic::init_cpu(boot_core, super::core_mpidr(boot_core));
+    if let Some(irq) = BOARD.console_irq {
+        // Console input interrupts the boot core (instead of waiting for a guest's poll).
+        crate::console::enable_rx_interrupt();
+        gic::enable(irq, boot_core, super::core_mpidr(boot_core));
+    }
     crate::vgic::init_core(boot_core);
     crate::pcpu::init_core(boot_core);
 

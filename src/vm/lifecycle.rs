@@ -203,6 +203,7 @@ pub fn reset_vm(vm: VmId) -> Outcome {
     }
     pcpu::retire_local_vcpus(vm);
     console::vm_input_clear(vm);
+    crate::vdev::vuart_reset(vm);
     if let Err(e) = crate::vgic::reset_vm(vm) {
         hprintln!("vm {}: vGIC reset failed: {}", d.name, e);
         return fail_reset(vm, g);

@@ -133,6 +133,7 @@ pub fn config_rs_text(s: &System) -> String {
     let _ = writeln!(o, "    used_cpus: {},", s.used_cpus);
     let _ = writeln!(o, "    smp_boot: {smp},");
     let _ = writeln!(o, "    console_uart: {:#x},", b.console.uart);
+    let _ = writeln!(o, "    console_irq: {:?},", b.console.irq);
     match &b.log {
         Some(l) => {
             let _ = writeln!(o, "    log_uart: Some({:#x}),", l.uart);

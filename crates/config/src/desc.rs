@@ -68,6 +68,9 @@ pub struct BoardDesc {
     pub smp_boot: SmpBoot,
     /// The hypervisor's console: a PL011 at this physical address.
     pub console_uart: u64,
+    /// Its interrupt (GIC INTID), if board.toml names one: input then interrupts the
+    /// hypervisor instead of waiting for a poll.
+    pub console_irq: Option<u32>,
     /// The hypervisor's log UART (board.toml `[log]`), a PL011 no guest can reach; `None`: the
     /// defmt log stays in a RAM ring.
     pub log_uart: Option<u64>,

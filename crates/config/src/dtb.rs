@@ -21,7 +21,7 @@ const IRQ_EDGE_RISING: u32 = 1;
 const IRQ_LEVEL_HIGH: u32 = 4;
 const IRQ_LEVEL_LOW: u32 = 8;
 /// The vUART's INTID (DT: SPI 1).
-pub const VUART_INTID: u32 = 33;
+pub use crate::VUART_INTID;
 
 /// What the DT describes of one VM.
 pub struct DtbInput<'a> {

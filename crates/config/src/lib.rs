@@ -70,8 +70,10 @@ pub use validate::{
 pub const PAGE_SIZE: u64 = 4096;
 /// Default guest RAM IPA (QEMU virt's RAM base).
 pub const DEFAULT_RAM_IPA: u64 = 0x4000_0000;
-/// Guest-physical base of the virtual PL011 (INTID 33).
+/// Guest-physical base of the virtual PL011.
 pub const VUART_IPA: u64 = 0x0900_0000;
+/// The virtual PL011's interrupt (SPI 1), a purely virtual SPI every VM owns.
+pub const VUART_INTID: u32 = 33;
 /// Guest-physical vGIC frames (QEMU virt's addresses).
 pub const VGIC_GICD: u64 = 0x0800_0000;
 pub const VGIC_GICC: u64 = 0x0801_0000;

@@ -64,6 +64,9 @@ fn guest_dir() -> &'static Path {
                 fs::write(d.join(format!("{name}.bin")), arm_image(0x3000, 0x4000)).unwrap();
             }
         }
+        // The Linux recipe guest: a stand-in kernel and initramfs.
+        fs::write(d.join("linux.bin"), arm_image(0x3000, 0x4000)).unwrap();
+        fs::write(d.join("linux.cpio"), [0x30u8; 0x1000]).unwrap();
         fs::write(d.join("adversary.bin"), arm_image(0x2000, 0x2000)).unwrap();
         fs::write(d.join("big.bin"), arm_image(0x1000, 0x100_0000)).unwrap();
         fs::write(d.join("elf.bin"), elf_image()).unwrap();
