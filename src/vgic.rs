@@ -18,7 +18,7 @@
 //! its list registers go back into the model, so a vCPU that is not running has all its
 //! interrupt state in the model and nothing in any core's registers.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use spin::Mutex;
 use tessera_vgic_model::{
@@ -38,7 +38,9 @@ const MAX_IRQS: usize = 256;
 type Model = Vgic<MAX_VCPUS, MAX_IRQS>;
 
 static MODELS: [Mutex<Model>; MAX_VMS] = [const { Mutex::new(Model::empty()) }; MAX_VMS];
-static DENIED_REPORTED: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) }; MAX_VMS];
+/// Per VM: accesses to distributor registers of interrupts it does not own (ignored). The first
+/// is reported at once, the count when the machine stops.
+static DENIED: [AtomicU64; MAX_VMS] = [const { AtomicU64::new(0) }; MAX_VMS];
 
 /// What was put in the list registers for a vCPU (valid while it runs on its core).
 struct LrShadow {
@@ -269,13 +271,28 @@ fn purely_virtual(vm: VmId, intid: u32) -> bool {
 }
 
 fn report_denied(vm: VmId, offset: u64, write: bool) {
-    {
-        if !DENIED_REPORTED[vm.index()].swap(true, Ordering::Relaxed) {
+    let Some(count) = DENIED.get(vm.index()) else {
+        return;
+    };
+    if count.fetch_add(1, Ordering::Relaxed) == 0 {
+        hprintln!(
+            "vm {}: {} of a virtual GIC register at offset {:#x} for an interrupt it does not own: ignored (the first; the count follows at the end)",
+            vm::desc(vm).name,
+            if write { "write" } else { "read" },
+            offset
+        );
+    }
+}
+
+/// At machine stop: how many accesses to interrupts it does not own each VM made.
+pub fn dump_denied() {
+    for vm in vm::ids() {
+        let n = DENIED[vm.index()].load(Ordering::Relaxed);
+        if n > 0 {
             hprintln!(
-                "vm {}: {} of a virtual GIC register at offset {:#x} for an interrupt it does not own: ignored (reported once)",
+                "vm {}: {} access(es) to virtual GIC registers of interrupts it does not own, ignored",
                 vm::desc(vm).name,
-                if write { "write" } else { "read" },
-                offset
+                n
             );
         }
     }

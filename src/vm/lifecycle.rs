@@ -156,6 +156,7 @@ fn machine_off() -> ! {
         .find(|&c| c != 0)
         .unwrap_or(0);
     pcpu::dump_stats();
+    crate::vgic::dump_denied();
     pcpu::dump_traces();
     hprintln!("all VMs off; exit {}", code);
     arch::halt_machine(code)
