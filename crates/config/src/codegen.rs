@@ -291,8 +291,8 @@ pub fn config_rs_text(s: &System) -> String {
                     ChannelNotify::Coalesced => "Coalesced",
                 };
                 format!(
-                    "\n        {D}::ClassDesc {{ slot_count: {}, slot_size: {}, notify: {D}::ChannelNotify::{notify}, irq: {}, priority: {:#x} }},",
-                    k.slot_count, k.slot_size, k.irq, k.priority
+                    "\n        {D}::ClassDesc {{ slot_count: {}, slot_size: {}, notify: {D}::ChannelNotify::{notify}, irq: {}, priority: {:#x}, vcpu: {} }},",
+                    k.slot_count, k.slot_size, k.irq, k.priority, k.vcpu
                 )
             })
             .collect();

@@ -264,6 +264,9 @@ pub struct ClassDesc {
     pub irq: u32,
     /// Its GIC priority in the receiver (as written in the receiver's DT).
     pub priority: u8,
+    /// The receiver's vCPU the doorbell is routed to when the VM starts or is reset (the
+    /// validator made it one of the receiver's vCPUs); the guest may re-route it.
+    pub vcpu: u32,
 }
 
 /// One direction of an inter-VM channel: a ring region (crates/ring) of `size` bytes that the

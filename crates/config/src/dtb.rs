@@ -42,7 +42,9 @@ pub struct DtbInput<'a> {
 /// `tessera,channel` (its index: the doorbell hypercall's channel number),
 /// `tessera,direction = "tx" | "rx"`, `tessera,classes` (per class, lowest first, four cells
 /// `<slots slot_size notify priority>` with notify 0 = every, 1 = coalesced) and, at the
-/// receiving end only, `interrupts`: each class's doorbell (edge rising, DT SPI numbering).
+/// receiving end only, `interrupts`: each class's doorbell (edge rising, DT SPI numbering)
+/// and `tessera,class-vcpus`: per class, the vCPU (index of this VM's `cpus` node) its
+/// doorbell is routed to.
 pub struct DtChannel<'a> {
     pub index: usize,
     pub name: &'a str,
@@ -263,6 +265,8 @@ fn build(vm: &DtbInput<'_>) -> FdtWriterResult<Vec<u8>> {
                 .flat_map(|k| intid_to_dt(k.irq, IRQ_EDGE_RISING))
                 .collect();
             fdt.property_array_u32("interrupts", &irqs)?;
+            let vcpus: Vec<u32> = c.classes.iter().map(|k| k.vcpu).collect();
+            fdt.property_array_u32("tessera,class-vcpus", &vcpus)?;
         }
         fdt.end_node(node)?;
     }

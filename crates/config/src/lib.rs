@@ -63,7 +63,8 @@ pub use error::{ConfigError, ErrorKind, Subject};
 pub use report::Report;
 #[cfg(feature = "std")]
 pub use validate::{
-    bootargs_env_var, image_env_var, initrd_env_var, load, overlapping_pairs, IPA_BITS, MAX_BOARD_CPUS, MAX_SERVERS_PER_CORE,
+    bootargs_env_var, image_env_var, initrd_env_var, load, overlapping_pairs, IPA_BITS,
+    MAX_BOARD_CPUS, MAX_SERVERS_PER_CORE,
 };
 
 /// Page (and region alignment) size.

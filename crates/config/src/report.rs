@@ -185,7 +185,7 @@ impl Report {
                 );
                 for (k, cl) in c.classes.iter().enumerate() {
                     t += &format!(
-                        "    class {k}: {} x {} B, notify {}, doorbell INTID {} priority {:#x}\n",
+                        "    class {k}: {} x {} B, notify {}, doorbell INTID {} priority {:#x} to vCPU {}\n",
                         cl.slot_count,
                         cl.slot_size,
                         match cl.notify {
@@ -193,7 +193,8 @@ impl Report {
                             crate::desc::ChannelNotify::Coalesced => "coalesced",
                         },
                         cl.irq,
-                        cl.priority
+                        cl.priority,
+                        cl.vcpu
                     );
                 }
             }

@@ -450,6 +450,10 @@ pub struct ClassSpec {
     /// DT; default 0xa0.
     #[serde(default = "default_class_priority")]
     pub priority: u32,
+    /// The receiver's vCPU (index in its `cpus`) the doorbell is routed to at VM start and
+    /// reset; default 0. The guest may re-route it afterwards.
+    #[serde(default)]
+    pub vcpu: u32,
 }
 
 fn default_class_priority() -> u32 {

@@ -814,6 +814,9 @@ fn channels_resolve_and_appear_in_both_dtbs() {
     assert_eq!(ctl.classes[0].notify, ChannelNotify::Coalesced);
     assert_eq!((ctl.classes[1].irq, ctl.classes[1].priority), (65, 0x40));
     assert_eq!(ctl.classes[0].priority, 0xa0);
+    // `vcpu` defaults to 0; ctl-back's class goes to `colored`'s second vCPU.
+    assert_eq!((ctl.classes[0].vcpu, ctl.classes[1].vcpu), (0, 0));
+    assert_eq!(sys.channels[1].classes[0].vcpu, 1);
 
     // Sender `colored`: ctl as tx at 0x5000_0000, ctl-back as rx at 0x8000_0000.
     let fdt = fdt::Fdt::new_unaligned(&sys.vms[0].dtb).unwrap();
@@ -836,12 +839,20 @@ fn channels_resolve_and_appear_in_both_dtbs() {
     assert_eq!(strs(prop(&fdt, rx, "tessera,direction")), ["rx"]);
     assert_eq!(be32(prop(&fdt, rx, "tessera,channel")), [1]);
     assert_eq!(be32(prop(&fdt, rx, "interrupts")), [0, 32, 1]);
+    assert_eq!(be32(prop(&fdt, rx, "tessera,class-vcpus")), [1]);
+    // The sender's end names no vCPU.
+    assert!(fdt
+        .find_node(tx)
+        .unwrap()
+        .raw_property("tessera,class-vcpus")
+        .is_none());
 
     // Receiver `pinned`: ctl as rx at its own IPA, both doorbells (INTIDs 64, 65).
     let fdt = fdt::Fdt::new_unaligned(&sys.vms[1].dtb).unwrap();
     let rx = "/tessera-channel@50000000";
     assert_eq!(strs(prop(&fdt, rx, "tessera,direction")), ["rx"]);
     assert_eq!(be32(prop(&fdt, rx, "interrupts")), [0, 32, 1, 0, 33, 1]);
+    assert_eq!(be32(prop(&fdt, rx, "tessera,class-vcpus")), [0, 0]);
     assert_eq!(
         strs(prop(&fdt, "/tessera-channel@50010000", "tessera,direction")),
         ["tx"]
@@ -911,7 +922,10 @@ fn initrd_and_bootargs_overrides() {
     let bundle = tessera_bundle::Bundle::open(&p.bytes, p.region.base, &p.identity).unwrap();
     let r = p.refs[0].initrd;
     assert_eq!(r.size, 0x1800);
-    assert_eq!(bundle.payload(usize::from(r.entry)).unwrap(), &vec![0x42u8; 0x1800][..]);
+    assert_eq!(
+        bundle.payload(usize::from(r.entry)).unwrap(),
+        &vec![0x42u8; 0x1800][..]
+    );
     assert_eq!(
         bundle.entry(usize::from(r.entry)).unwrap().kind,
         tessera_bundle::Kind::Initrd

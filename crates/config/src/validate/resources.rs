@@ -500,6 +500,22 @@ fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
                     format!("{} is not a GIC priority (0..=255)", cl.priority),
                 ));
             }
+            if let Some(to) = to {
+                let n = inp.cfg.vms[to].cpus.len();
+                if cl.vcpu as usize >= n {
+                    errs.push(ConfigError::new(
+                        K::Channel,
+                        s(),
+                        f("vcpu"),
+                        format!(
+                            "vm `{}` (the receiver) has no vCPU {}: it has {n} (0..={})",
+                            c.to,
+                            cl.vcpu,
+                            n.saturating_sub(1)
+                        ),
+                    ));
+                }
+            }
             let irq = cl.irq;
             if !(32..=MAX_DOORBELL_INTID).contains(&irq) {
                 errs.push(ConfigError::new(
@@ -552,6 +568,7 @@ fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
                 },
                 irq,
                 priority: cl.priority.min(255) as u8,
+                vcpu: cl.vcpu,
             });
         }
         if let (Some(from), Some(to), Some(l), true) = (from, to, lay, errs.len() == before) {
