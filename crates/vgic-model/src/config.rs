@@ -52,6 +52,15 @@ pub enum ConfigError {
     SpiBeyondCapacity(u32),
 }
 
+/// Why [`Vgic::set_initial_route`](crate::Vgic::set_initial_route) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteError {
+    /// The INTID is not an SPI this VM owns.
+    NotOwned(u32),
+    /// The VM has no such vCPU.
+    NoSuchVcpu(usize),
+}
+
 /// The affinity fields of an MPIDR packed as Aff3.Aff2.Aff1.Aff0 in a `u32` (the layout of
 /// `GICR_TYPER.Affinity_Value`).
 pub(crate) const fn pack_affinity(mpidr: u64) -> u32 {

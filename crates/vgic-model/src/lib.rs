@@ -43,7 +43,7 @@ mod irq;
 mod lr;
 mod vgic;
 
-pub use config::{ConfigError, Version, VgicConfig};
+pub use config::{ConfigError, RouteError, Version, VgicConfig};
 pub use effects::{Effects, MAX_PHYS_CHANGES};
 pub use gicr::GICR_STRIDE;
 pub use lr::{lr_v2_decode, lr_v2_encode, lr_v3_decode, lr_v3_encode, LrEntry, LrState};

@@ -1,6 +1,6 @@
 //! The per-VM virtual GIC: state, configuration, injection and the list-register policy.
 
-use crate::config::{pack_affinity, ConfigError, Version, VgicConfig};
+use crate::config::{pack_affinity, ConfigError, RouteError, Version, VgicConfig};
 use crate::effects::Effects;
 use crate::irq::{
     Irq, ACTIVE, EDGE, ENABLED, GROUP1, IN_LR, IRM, LR_ACTIVE, LR_PENDING, OWNED, PENDING,
@@ -186,6 +186,40 @@ impl<const MAX_VCPUS: usize, const MAX_IRQS: usize> Vgic<MAX_VCPUS, MAX_IRQS> {
             }
         }
         self.owned[..self.owned_count].sort_unstable();
+        Ok(())
+    }
+
+    /// Routes the owned SPI `intid` to vCPU `vcpu`, as a guest write of its routing register
+    /// would: v3 `GICD_IROUTER` = that vCPU's affinity with 1-of-N off, v2 `GICD_ITARGETSR` =
+    /// that vCPU's bit alone. For the hypervisor's placement of an SPI after [`init`] (e.g. a
+    /// channel doorbell bound to a vCPU by the config): the guest sees it as the reset value
+    /// and may re-route it like any SPI. A pending SPI not yet active or in a list register
+    /// follows (the vCPU to kick goes into `fx`).
+    ///
+    /// [`init`]: Vgic::init
+    pub fn set_initial_route(
+        &mut self,
+        intid: u32,
+        vcpu: usize,
+        fx: &mut Effects,
+    ) -> Result<(), RouteError> {
+        if intid < FIRST_SPI || !self.owns(intid) {
+            return Err(RouteError::NotOwned(intid));
+        }
+        if vcpu >= self.vcpus {
+            return Err(RouteError::NoSuchVcpu(vcpu));
+        }
+        let affinity = self.affinity[vcpu];
+        let irq = &mut self.shared[intid as usize];
+        match self.version {
+            Version::V3 => {
+                irq.route = affinity;
+                irq.set(IRM, false);
+            }
+            // GICv2 has at most 8 vCPUs (checked by `init`).
+            Version::V2 => irq.targets = 1u8 << (vcpu & 7),
+        }
+        self.reroute(intid, fx);
         Ok(())
     }
 
