@@ -95,7 +95,7 @@ impl ModelClass {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
 
     /// Any interleaving of sends, receives and arming on one region behaves like the model:
     /// FIFO per class, nothing lost or duplicated, always the highest pending class first,
@@ -228,7 +228,7 @@ fn evil_op() -> impl Strategy<Value = EvilOp> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 4 } else { 256 }, ..ProptestConfig::default() })]
 
     /// A peer writing anything into the indices, lengths and payloads of some classes (and the
     /// header) at any point between operations: the consumer and producer never panic, every

@@ -60,7 +60,7 @@ fn layout() -> Layout {
 /// the producer had published before each receive began, and that no wake-up is lost.
 #[test]
 fn two_threads_hundred_thousand_messages() {
-    const TOTAL: u64 = 100_000;
+    const TOTAL: u64 = if cfg!(miri) { 300 } else { 100_000 };
     let layout = layout();
     let words = region(&layout);
     let mem = AtomicSliceMem::new(&words);
@@ -157,7 +157,7 @@ fn two_threads_hundred_thousand_messages() {
 /// intact; class 1 yields only messages within its slot size, and violations are counted.
 #[test]
 fn honest_classes_survive_a_concurrent_attacker() {
-    const TOTAL: u64 = 30_000;
+    const TOTAL: u64 = if cfg!(miri) { 300 } else { 30_000 };
     let layout = layout();
     let words = region(&layout);
     let mem = AtomicSliceMem::new(&words);

@@ -434,7 +434,7 @@ fn expected_order(set: &BTreeMap<u32, (u8, bool, bool)>) -> Vec<(u8, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 128 }))]
 
     /// Everything pending, enabled and group-enabled comes out exactly once, sorted by
     /// (priority, INTID); nothing else does.
@@ -566,7 +566,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
 
     /// Random guest and hypervisor activity never panics, never hands out an interrupt the
     /// VM does not own, never puts one INTID into two LRs at once, and `has_pending` always
@@ -646,7 +646,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 256 }))]
 
     /// The fast path of a private interrupt leaves the model exactly as `inject` then
     /// `next_for_lr_of` would, or changes nothing when it declines.
