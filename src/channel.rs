@@ -13,7 +13,10 @@
 //!   the vGIC never mirrors their enables to the physical GIC). [`doorbell`] is the
 //!   `Doorbell` hypercall: only the channel's sender may ring it; it makes the SPI pending in
 //!   the receiver and kicks the vCPU it is routed to (an SGI to another core, or a wake-up of
-//!   a vCPU waiting in WFI on a shared core). Ringing an SPI that is already pending does
+//!   a vCPU waiting in WFI on a shared core). Each doorbell starts routed to the receiver's
+//!   vCPU the config names for its class (`vgic::init_vm`, again at every reset: v3
+//!   `GICD_IROUTER`, v2 `GICD_ITARGETSR` as their reset value); the receiver may re-route it
+//!   like any SPI it owns, and the injection follows its routing. Ringing an SPI that is already pending does
 //!   nothing, so a sender cannot create more work than one interrupt per receiver
 //!   acknowledgement. The work runs on the sender's vCPU, hence on its server's budget.
 
@@ -154,6 +157,15 @@ pub fn doorbells_of(vm: VmId) -> impl Iterator<Item = u32> {
         .iter()
         .filter(move |c| VmId(c.to_vm) == vm)
         .flat_map(|c| c.classes.iter().map(|k| k.irq))
+}
+
+/// The doorbells VM `vm` receives with the vCPU each one is routed to at VM start and reset
+/// (`classes[k].vcpu` of the config; the guest may re-route them later).
+pub fn doorbell_routes_of(vm: VmId) -> impl Iterator<Item = (u32, usize)> {
+    CHANNELS
+        .iter()
+        .filter(move |c| VmId(c.to_vm) == vm)
+        .flat_map(|c| c.classes.iter().map(|k| (k.irq, k.vcpu as usize)))
 }
 
 /// Whether `intid` is a doorbell of VM `vm` (a purely virtual SPI).

@@ -121,10 +121,15 @@ pub fn init_vm(vm: VmId) -> Result<(), &'static str> {
         owned_spis: &spis,
         vcpu_mpidr: &mpidrs,
     };
-    model(vm)
-        .lock()
-        .init(&cfg)
-        .map_err(|_| "invalid vGIC configuration")?;
+    let mut m = model(vm).lock();
+    m.init(&cfg).map_err(|_| "invalid vGIC configuration")?;
+    // Each doorbell starts routed to the vCPU its class names (the guest may move it). Nothing
+    // is pending after `init`, so there is nobody to kick.
+    let mut fx = Effects::default();
+    for (irq, vcpu) in crate::channel::doorbell_routes_of(vm) {
+        m.set_initial_route(irq, vcpu, &mut fx)
+            .map_err(|_| "a channel doorbell names a vCPU the receiver does not have")?;
+    }
     Ok(())
 }
 

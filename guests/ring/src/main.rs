@@ -36,6 +36,13 @@
 //!   traffic ...` (messages, bytes, first send → last receive, doorbells taken), with
 //!   `memcpy=1` the time of an in-guest copy of the same bytes in chunks of the mean message
 //!   size (`ring: bench: memcpy ...`), and `bench: done` (for `cargo xtask bench`).
+//! - `split rx0=<chan> rx1=<chan> n=<N> [timeout_ms=<T>]`: a receiver with two CPUs. CPU 0
+//!   sets up the doorbells of both channel ends (each class routed to the CPU its DT
+//!   `tessera,class-vcpus` names, which must be 0 for `rx0` and 1 for `rx1`, and where the
+//!   distributor already routed them before the guest wrote anything), starts CPU 1,
+//!   and each CPU receives N checked messages (class 0) from its own channel, waiting for
+//!   doorbells when idle. Fails unless each CPU took its own channel's doorbells and never
+//!   the other's.
 #![no_std]
 #![no_main]
 
@@ -75,6 +82,7 @@ fn main(info: &'static BootInfo) -> u32 {
         "full" => full(info),
         "garbage" => garbage(info),
         "rx" => rx(info),
+        "split" => split(info),
         _ => {
             println!("ring: FAILED unknown mode {:?}", mode);
             Err(Failed)
@@ -818,5 +826,158 @@ fn rx(info: &BootInfo) -> Outcome {
         }
         println!("bench: done");
     }
+    Ok(())
+}
+
+/// `split`: messages received by CPU 1 (`u64::MAX` once it failed).
+static SPLIT_CPU1_GOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// `split`: CPU 1 finished (successfully or not).
+static SPLIT_CPU1_DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Receives `n` messages of class 0 on `r`, checking checksums and sequence numbers.
+fn split_recv(r: &mut Receiver, n: u32) -> Outcome {
+    let m = "split";
+    let name = r.info().name.clone();
+    let mut buf = [0u8; BUF];
+    for seq in 0..n {
+        let got = match recv_one(r, &mut buf) {
+            Ok(g) => g,
+            Err(e) => fail!(m, "{} receive {}: {:?}", name, seq, e),
+        };
+        match check(&buf[..got.len]) {
+            Some((s, _)) if s == seq && got.class == 0 => {}
+            Some((s, _)) => fail!(
+                m,
+                "{} message {} carries sequence {} (class {})",
+                name,
+                seq,
+                s,
+                got.class
+            ),
+            None => fail!(m, "{} message {} has a bad checksum", name, seq),
+        }
+    }
+    Ok(())
+}
+
+/// CPU 1 of `split`: receives from `rx1` (its doorbells were routed here by CPU 0).
+fn split_cpu1(cpu: usize) {
+    use core::sync::atomic::Ordering;
+    let info = tessera_guest_rt::boot_info();
+    let name = info.bootarg("rx1").unwrap_or("");
+    let n = arg(info, "n", 1000) as u32;
+    let ok = (|| -> Outcome {
+        let Some(c) = ring::find(name) else {
+            fail!("split", "no channel end named {:?} on CPU {}", name, cpu);
+        };
+        let mut r = Receiver::open(&c).map_err(|e| {
+            println!("ring: split: FAILED open {} on CPU {}: {:?}", name, cpu, e);
+            Failed
+        })?;
+        irq::enable_local();
+        split_recv(&mut r, n)
+    })();
+    SPLIT_CPU1_GOT.store(
+        if ok.is_ok() { u64::from(n) } else { u64::MAX },
+        Ordering::SeqCst,
+    );
+    SPLIT_CPU1_DONE.store(true, Ordering::SeqCst);
+}
+
+fn split(info: &BootInfo) -> Outcome {
+    use core::sync::atomic::Ordering;
+    let m = "split";
+    init_irq(m)?;
+    irq::disable_local();
+    let names = [
+        info.bootarg("rx0").unwrap_or(""),
+        info.bootarg("rx1").unwrap_or(""),
+    ];
+    let n = arg(info, "n", 1000) as u32;
+    let timeout = timer::ticks_from_us(arg(info, "timeout_ms", 60_000) * 1000);
+    // Before the guest touches them, the doorbells are where the config put them (the
+    // hypervisor's reset routing).
+    for name in names {
+        let Some(c) = ring::find(name) else {
+            fail!(m, "no channel end named {:?} in the device tree", name);
+        };
+        let (irq, vcpu) = (c.classes[0].irq.unwrap_or(0), c.classes[0].vcpu);
+        match ring::route_of(irq) {
+            Ok(r) if r == vcpu => println!(
+                "ring: split: {} class 0: INTID {} routed to vCPU {} at reset",
+                name,
+                irq,
+                r.unwrap_or(0)
+            ),
+            r => fail!(
+                m,
+                "{}: INTID {} reset routing {:?}, the DT says {:?}",
+                name,
+                irq,
+                r,
+                vcpu
+            ),
+        }
+    }
+    // CPU 0 sets up both ends' doorbells (routing each class to its DT CPU), then CPU 1 runs.
+    let mut r0 = open_rx(m, names[0])?;
+    let r1 = open_rx(m, names[1])?;
+    let mut irqs = [0u32; 2];
+    for (cpu, r) in [&r0, &r1].into_iter().enumerate() {
+        let c = &r.info().classes[0];
+        println!(
+            "ring: split: {} class 0: doorbell INTID {} on vCPU {} (from the DT)",
+            r.info().name,
+            c.irq.unwrap_or(0),
+            c.vcpu.unwrap_or(0)
+        );
+        if c.vcpu != Some(cpu) {
+            fail!(
+                m,
+                "{}: the DT routes its doorbell to vCPU {:?}, not {}",
+                r.info().name,
+                c.vcpu,
+                cpu
+            );
+        }
+        irqs[cpu] = c.irq.unwrap_or(0);
+    }
+    drop(r1);
+    if let Err(e) = tessera_guest_rt::cpu::start(1, split_cpu1) {
+        fail!(m, "starting CPU 1: {:?}", e);
+    }
+    irq::enable_local();
+    split_recv(&mut r0, n)?;
+    let t0 = timer::now();
+    while !SPLIT_CPU1_DONE.load(Ordering::SeqCst) {
+        if timer::now() - t0 > timeout {
+            fail!(m, "CPU 1 did not finish");
+        }
+        core::hint::spin_loop();
+    }
+    if SPLIT_CPU1_GOT.load(Ordering::SeqCst) != u64::from(n) {
+        fail!(m, "CPU 1 failed");
+    }
+    for (cpu, name) in names.iter().enumerate() {
+        println!(
+            "ring: split: vCPU {}: {} messages of {} checked, doorbells taken {} (own INTID {}: {}, other INTID {}: {})",
+            cpu,
+            n,
+            name,
+            ring::doorbells_taken_on(cpu),
+            irqs[cpu],
+            ring::doorbell_seen_on(cpu, irqs[cpu]),
+            irqs[1 - cpu],
+            ring::doorbell_seen_on(cpu, irqs[1 - cpu])
+        );
+        if !ring::doorbell_seen_on(cpu, irqs[cpu]) || ring::doorbell_seen_on(cpu, irqs[1 - cpu]) {
+            fail!(
+                m,
+                "vCPU {} did not take exactly its own channel's doorbells",
+                cpu
+            );
+        }
+    }
+    println!("ring: split: ok");
     Ok(())
 }

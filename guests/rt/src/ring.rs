@@ -5,13 +5,15 @@
 //! shared region in this VM), `label` (the channel's name), `tessera,channel` (its number for
 //! the doorbell hypercall), `tessera,direction` (`"tx"` or `"rx"`), `tessera,classes` (four
 //! cells per class: slots, slot size, notify 0 = every / 1 = coalesced, GIC priority) and, on
-//! the receiving side, `interrupts` (each class's doorbell).
+//! the receiving side, `interrupts` (each class's doorbell) and `tessera,class-vcpus` (per
+//! class, the CPU index its doorbell is routed to; the hypervisor routes it there at VM start
+//! and reset, and [`Receiver::enable_doorbells`] routes it there again).
 //!
 //! ```ignore
 //! let mut tx = ring::Sender::open(&ring::find("link").unwrap())?;
 //! tx.send(7, b"urgent")?;                 // class 7 = highest of 8; rings the doorbell if asked
 //! let mut rx = ring::Receiver::open(&ring::find("back").unwrap())?;
-//! rx.enable_doorbells()?;                  // handlers, priorities, routing to this CPU
+//! rx.enable_doorbells()?;                  // handlers, priorities, routing to the DT's CPUs
 //! let mut buf = [0u8; 256];
 //! loop {
 //!     match rx.try_recv(&mut buf) {          // highest class first
@@ -33,7 +35,9 @@ pub use tessera_ring::{
     RawSharedMem, Received, RecvError, SendError, SharedMem, ViolationKind, MAX_CLASSES,
 };
 
-use crate::dt::{self, MemRegion};
+use crate::boot::MAX_CPUS;
+use crate::dt::{self, GicVersion, MemRegion};
+use crate::gic;
 use crate::irq::{self, GicError, Trigger};
 
 /// Most channel ends recorded.
@@ -50,6 +54,9 @@ pub struct ClassInfo {
     pub priority: u8,
     /// The doorbell's INTID (receiving end only).
     pub irq: Option<u32>,
+    /// The CPU (index of [`crate::BootInfo::cpus`]) the doorbell goes to (receiving end
+    /// only; 0 when the DT has no `tessera,class-vcpus`).
+    pub vcpu: Option<usize>,
 }
 
 /// One channel end of this VM.
@@ -105,6 +112,15 @@ fn parse(node: &dt::DtNode<'static>, cells: usize) -> Option<ChannelInfo> {
     }
     let raw = node.raw_property("tessera,classes").ok()??.value;
     let mut irqs = dt::interrupts(node, cells).ok()?;
+    let vcpus = match node.raw_property("tessera,class-vcpus").ok()? {
+        Some(p) => p.value,
+        None => &[],
+    };
+    let mut vcpus = vcpus
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .map(|c| u32::from_be_bytes(*c) as usize);
     let mut classes = Vec::new();
     for c in raw.as_chunks::<16>().0 {
         let w = |i: usize| u32::from_be_bytes([c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]]);
@@ -119,6 +135,7 @@ fn parse(node: &dt::DtNode<'static>, cells: usize) -> Option<ChannelInfo> {
                 } else {
                     None
                 },
+                vcpu: rx.then(|| vcpus.next().unwrap_or(0)),
             })
             .ok()?;
     }
@@ -229,14 +246,101 @@ impl Sender {
 
 /// Doorbell interrupts taken by this VM.
 static DOORBELLS_TAKEN: AtomicU64 = AtomicU64::new(0);
+/// Doorbell interrupts taken by each CPU.
+static DOORBELLS_TAKEN_ON: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU, a bit per doorbell INTID (0..=255) it has taken.
+static DOORBELLS_SEEN_ON: [[AtomicU64; 4]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; 4] }; MAX_CPUS];
+/// Serialises this module's read-modify-writes of GICv2 `GICD_ITARGETSR` words.
+static ROUTE_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 
-fn on_doorbell(_intid: u32) {
+fn on_doorbell(intid: u32) {
     DOORBELLS_TAKEN.fetch_add(1, Ordering::Relaxed);
+    let cpu = crate::cpu::index();
+    if let Some(n) = DOORBELLS_TAKEN_ON.get(cpu) {
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(w) = DOORBELLS_SEEN_ON
+        .get(cpu)
+        .and_then(|s| s.get(intid as usize / 64))
+    {
+        w.fetch_or(1 << (intid % 64), Ordering::Relaxed);
+    }
 }
 
 /// Doorbell interrupts this VM has taken so far.
 pub fn doorbells_taken() -> u64 {
     DOORBELLS_TAKEN.load(Ordering::Relaxed)
+}
+
+/// Doorbell interrupts CPU `cpu` has taken so far.
+pub fn doorbells_taken_on(cpu: usize) -> u64 {
+    DOORBELLS_TAKEN_ON
+        .get(cpu)
+        .map_or(0, |n| n.load(Ordering::Relaxed))
+}
+
+/// Whether CPU `cpu` has taken the doorbell `intid` at least once.
+pub fn doorbell_seen_on(cpu: usize, intid: u32) -> bool {
+    DOORBELLS_SEEN_ON
+        .get(cpu)
+        .and_then(|s| s.get(intid as usize / 64))
+        .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (intid % 64)) != 0)
+}
+
+/// The CPU SPI `intid` is routed to now, as the distributor says (v3 `GICD_IROUTER`
+/// affinity, v2 the lowest `GICD_ITARGETSR` bit); `None` if it names no CPU of this VM (or
+/// v3 1-of-N routing).
+pub fn route_of(intid: u32) -> Result<Option<usize>, GicError> {
+    match irq::gic_version() {
+        Some(GicVersion::V3) => {
+            let r = gic::dist_read64(gic::GICD_IROUTER + 8 * intid as usize)?;
+            if r & (1 << 31) != 0 {
+                return Ok(None);
+            }
+            let aff = r & 0xff_00ff_ffff;
+            Ok(crate::boot_info()
+                .cpus
+                .iter()
+                .position(|&m| m & 0xff_00ff_ffff == aff))
+        }
+        Some(GicVersion::V2) => {
+            let word = gic::dist_read32(gic::GICD_ITARGETSR + (intid as usize & !3))?;
+            let t = (word >> (8 * (intid % 4))) & 0xff;
+            Ok((t != 0).then(|| t.trailing_zeros() as usize))
+        }
+        None => Err(GicError::BadIntid(intid)),
+    }
+}
+
+/// Routes SPI `intid` to CPU `cpu` (puts it in group 1 on v3 as well).
+fn route_to(intid: u32, cpu: usize) -> Result<(), GicError> {
+    // Group 1 and a route to the calling CPU, under the runtime's distributor lock.
+    irq::route_here(intid)?;
+    if cpu == crate::cpu::index() {
+        return Ok(());
+    }
+    let &mpidr = crate::boot_info()
+        .cpus
+        .get(cpu)
+        .ok_or(GicError::BadCpu(cpu))?;
+    match irq::gic_version() {
+        Some(GicVersion::V3) => gic::dist_write64(
+            gic::GICD_IROUTER + 8 * intid as usize,
+            mpidr & 0xff_00ff_ffff,
+        ),
+        Some(GicVersion::V2) => {
+            // Tessera's virtual GICv2 gives CPU i the CPU-interface bit i.
+            let bit = 1u32.checked_shl(cpu as u32).filter(|&b| b <= 0x80);
+            let bit = bit.ok_or(GicError::BadCpu(cpu))?;
+            let offset = gic::GICD_ITARGETSR + (intid as usize & !3);
+            let shift = 8 * (intid % 4);
+            let _guard = ROUTE_LOCK.lock();
+            let old = gic::dist_read32(offset)?;
+            gic::dist_write32(offset, (old & !(0xff << shift)) | (bit << shift))
+        }
+        None => Err(GicError::BadCpu(cpu)),
+    }
 }
 
 /// The receiving end of a channel.
@@ -259,16 +363,23 @@ impl Receiver {
         })
     }
 
-    /// Takes the doorbells of every class on the calling CPU (`irq::init` must have run):
-    /// handler, edge trigger, the DT's priority, routing here, enabled.
+    /// Sets up the doorbells of every class (`irq::init` must have run): handler, edge
+    /// trigger, the DT's priority, routing to the CPU the DT names for the class
+    /// (`tessera,class-vcpus`, the config's `classes[k].vcpu`), enabled. A receiver running
+    /// on that CPU then takes the class's doorbells; that CPU's GIC interface is set up when
+    /// [`crate::cpu::start`] starts it. On GICv2, call it from one CPU at a time (routing
+    /// read-modify-writes a distributor word shared by four interrupts).
     pub fn enable_doorbells(&self) -> Result<(), OpenError> {
         for c in &self.info.classes {
             let Some(i) = c.irq else { continue };
             irq::set_handler(i, Some(on_doorbell));
             irq::set_trigger(i, Trigger::Edge).map_err(OpenError::Gic)?;
             irq::set_priority(i, c.priority).map_err(OpenError::Gic)?;
-            irq::route_here(i).map_err(OpenError::Gic)?;
-            irq::enable(i).map_err(OpenError::Gic)?;
+            route_to(i, c.vcpu.unwrap_or(0)).map_err(OpenError::Gic)?;
+            // Not `irq::enable`: it would route the SPI to the calling CPU again. ISENABLER
+            // is write-one-to-set: no read-modify-write.
+            gic::dist_write32(gic::GICD_ISENABLER + 4 * (i as usize / 32), 1 << (i % 32))
+                .map_err(OpenError::Gic)?;
         }
         Ok(())
     }
