@@ -404,6 +404,14 @@ pub fn physical_irq(intid: u32) {
         // deactivates the virtual one, even while the model keeps it pending (disabled in the
         // guest's view, or already listed).
         gic::PPI_VTIMER => match vm::current() {
+            Some(v) if vm::vcpu(v).state() != vm::VcpuState::On => {
+                // The core's vCPU is off (CPU_OFF, a reset in progress, not started yet): the
+                // timer it left armed fired with nobody to take it. Turn the timer off and
+                // release the PPI: left active, it would never fire for the vCPU's next start
+                // (seen: Linux's second CPU got no timer interrupt after a VM reboot).
+                crate::arch::vcpu::vtimer_disable();
+                gic::deactivate(intid);
+            }
             Some(v) if version() == Version::V2 => {
                 // GICv2: QEMU's model does not re-signal a hardware-linked level interrupt that
                 // a guest deactivates while it is still raised (a timer deadline already past),

@@ -139,6 +139,20 @@ pub fn vtimer_asserted() -> bool {
     ctl & 0b111 == 0b101
 }
 
+/// Turns this core's virtual timer off (CNTV_CTL_EL0 = 0): the timer of a vCPU that has
+/// stopped, still armed in hardware, must not keep raising PPI 27 with nobody to take it.
+pub fn vtimer_disable() {
+    // SAFETY: CNTV_CTL_EL0 is the guest's virtual timer control; no vCPU runs on this core
+    // now and the next vCPU start loads its own value.
+    unsafe {
+        asm!(
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
 /// The FP/SIMD registers of a vCPU (V0–V31, FPCR, FPSR).
 #[repr(C, align(16))]
 #[derive(Clone, Copy, Debug)]
