@@ -70,7 +70,7 @@ fn pending_spi_follows_and_its_vcpu_is_kicked() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 4 } else { 64 }))]
     /// Whatever vCPU the route names, an injection (with any 1-of-N hint) goes there and the
     /// interrupt is listed for that vCPU alone; a guest re-route afterwards wins.
     #[test]
