@@ -956,7 +956,43 @@ pub fn el2_records(gic: u8, r: Option<&El2Result>) -> Vec<Record> {
         .collect()
 }
 
-fn timed_run(
+/// Builds `config` (a name or a path) for GICv`gic` and describes its QEMU run under
+/// `-icount`, with as many cores as the config uses: what the scheduling, console and ring
+/// benchmarks each run.
+pub(crate) fn icount_spec(
+    paths: &Paths,
+    builder: &mut crate::images::Builder,
+    o: &Options,
+    config: &str,
+    gic: u8,
+    what: &str,
+) -> Result<QemuSpec> {
+    let hb = crate::images::HypervisorBuild::new(
+        paths,
+        &o.board,
+        config,
+        Some(gic),
+        Vec::new(),
+        false,
+        None,
+    )?;
+    println!("xtask: bench: {what}: building ...");
+    let built = builder.build_hypervisor(&hb)?;
+    Ok(QemuSpec {
+        kernel: built.image,
+        gic,
+        cpu: o.cpu.clone(),
+        smp: crate::util::config_cores(&hb.config_path)?,
+        memory: o.memory.clone(),
+        virtualization: true,
+        gdb: false,
+        semihosting: false,
+        defmt_file: None,
+        extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+pub(crate) fn timed_run(
     paths: &Paths,
     what: &str,
     spec: &QemuSpec,

@@ -24,9 +24,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{timed_run, BaselineSource, Figure, Options, Parsed, Record, ICOUNT};
-use crate::images::{Builder, HypervisorBuild};
-use crate::qemu::QemuSpec;
+use super::{timed_run, BaselineSource, Figure, Options, Parsed, Record};
+use crate::images::Builder;
 use crate::util::Paths;
 
 /// The QEMU runs: (key, config). The baseline comes first.
@@ -176,22 +175,7 @@ pub fn run_all(
         let what = format!("[console {}/{}] {config} GICv{gic}", i + 1, RUNS.len());
         let log = dir.join(format!("gicv{gic}-{config}.log"));
         let r = (|| -> Result<ConsoleRun> {
-            let hb =
-                HypervisorBuild::new(paths, &o.board, config, Some(gic), Vec::new(), false, None)?;
-            println!("xtask: bench: {what}: building ...");
-            let built = builder.build_hypervisor(&hb)?;
-            let spec = QemuSpec {
-                kernel: built.image,
-                gic,
-                cpu: o.cpu.clone(),
-                smp: crate::util::config_cores(&hb.config_path)?,
-                memory: o.memory.clone(),
-                virtualization: true,
-                gdb: false,
-                semihosting: false,
-                defmt_file: None,
-                extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
-            };
+            let spec = super::icount_spec(paths, builder, o, config, gic, &what)?;
             let parsed = timed_run(paths, &what, &spec, &log, o.timeout)?;
             let text =
                 String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();

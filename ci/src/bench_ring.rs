@@ -37,9 +37,8 @@ use std::sync::OnceLock;
 use anyhow::{Context, Result};
 use regex::Regex;
 
-use super::{timed_run, BaselineSource, Options, Record, ICOUNT};
-use crate::images::{Builder, HypervisorBuild};
-use crate::qemu::QemuSpec;
+use super::{timed_run, BaselineSource, Options, Record};
+use crate::images::Builder;
 use crate::util::Paths;
 
 /// Counter frequency of QEMU virt (62.5 MHz): ticks per µs.
@@ -469,29 +468,8 @@ pub fn run_all(
             let cfg = dir.join(format!("{name}.toml"));
             std::fs::write(&cfg, run.config())
                 .with_context(|| format!("cannot write {}", cfg.display()))?;
-            let hb = HypervisorBuild::new(
-                paths,
-                &o.board,
-                &cfg.display().to_string(),
-                Some(gic),
-                Vec::new(),
-                false,
-                None,
-            )?;
-            println!("xtask: bench: {what}: building ...");
-            let built = builder.build_hypervisor(&hb)?;
-            let spec = QemuSpec {
-                kernel: built.image,
-                gic,
-                cpu: o.cpu.clone(),
-                smp: crate::util::config_cores(&hb.config_path)?,
-                memory: o.memory.clone(),
-                virtualization: true,
-                gdb: false,
-                semihosting: false,
-                defmt_file: None,
-                extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
-            };
+            let spec =
+                super::icount_spec(paths, builder, o, &cfg.display().to_string(), gic, &what)?;
             let log = dir.join(format!("gicv{gic}-{name}.log"));
             timed_run(paths, &what, &spec, &log, o.timeout)?;
             let text =

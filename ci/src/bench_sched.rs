@@ -26,9 +26,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::{timed_run, BaselineSource, Figure, Options, Parsed, Record, ICOUNT};
-use crate::images::{Builder, HypervisorBuild};
-use crate::qemu::QemuSpec;
+use super::{timed_run, BaselineSource, Figure, Options, Parsed, Record};
+use crate::images::Builder;
 use crate::util::Paths;
 
 /// The QEMU runs: (key, config). The exclusive run comes first.
@@ -247,22 +246,7 @@ pub fn run_all(
     for (i, (key, config)) in RUNS.iter().enumerate() {
         let what = format!("[sched {}/{}] {config} GICv{gic}", i + 1, RUNS.len());
         let r = (|| -> Result<Parsed> {
-            let hb =
-                HypervisorBuild::new(paths, &o.board, config, Some(gic), Vec::new(), false, None)?;
-            println!("xtask: bench: {what}: building ...");
-            let built = builder.build_hypervisor(&hb)?;
-            let spec = QemuSpec {
-                kernel: built.image,
-                gic,
-                cpu: o.cpu.clone(),
-                smp: crate::util::config_cores(&hb.config_path)?,
-                memory: o.memory.clone(),
-                virtualization: true,
-                gdb: false,
-                semihosting: false,
-                defmt_file: None,
-                extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
-            };
+            let spec = super::icount_spec(paths, builder, o, config, gic, &what)?;
             timed_run(
                 paths,
                 &what,

@@ -112,10 +112,9 @@ struct BuildArgs {
     release: bool,
 }
 
+/// The QEMU machine of `run` and `soak`.
 #[derive(Args)]
-struct RunArgs {
-    #[command(flatten)]
-    image: ImageArgs,
+struct MachineArgs {
     /// QEMU CPU model.
     #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
     cpu: String,
@@ -125,6 +124,14 @@ struct RunArgs {
     /// Guest RAM of the QEMU machine (QEMU -m syntax).
     #[arg(long, default_value = "2G")]
     memory: String,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    #[command(flatten)]
+    machine: MachineArgs,
     /// Kill QEMU and fail after this many seconds (ignored with --gdb).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -148,15 +155,8 @@ struct RunArgs {
 struct SoakArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// QEMU CPU model.
-    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
-    cpu: String,
-    /// Number of physical cores QEMU models.
-    #[arg(long, default_value_t = 4)]
-    smp: u32,
-    /// Guest RAM of the QEMU machine (QEMU -m syntax).
-    #[arg(long, default_value = "2G")]
-    memory: String,
+    #[command(flatten)]
+    machine: MachineArgs,
     /// How many boots.
     #[arg(long, default_value_t = 40)]
     runs: usize,
@@ -438,9 +438,9 @@ fn cmd_soak(paths: &Paths, args: SoakArgs) -> Result<i32> {
     let spec = qemu::QemuSpec {
         kernel: built.image,
         gic: hb.gic,
-        cpu: args.cpu,
-        smp: args.smp,
-        memory: args.memory,
+        cpu: args.machine.cpu,
+        smp: args.machine.smp,
+        memory: args.machine.memory,
         virtualization: true,
         gdb: false,
         semihosting: false,
@@ -474,9 +474,9 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
     let spec = qemu::QemuSpec {
         kernel: built.image.clone(),
         gic: hb.gic,
-        cpu: args.cpu.clone(),
-        smp: args.smp,
-        memory: args.memory.clone(),
+        cpu: args.machine.cpu.clone(),
+        smp: args.machine.smp,
+        memory: args.machine.memory.clone(),
         virtualization: true,
         gdb: args.gdb,
         semihosting: args.semihosting,
