@@ -418,7 +418,29 @@ pub(crate) fn open(dtb: usize) -> Result<(Dt<'static>, usize), FdtError> {
     // put it in RAM that nothing in this program writes (the runtime never hands out the DTB's
     // range: see `BootInfo::scratch`), so a shared `'static` slice over it is sound.
     let bytes = unsafe { core::slice::from_raw_parts(dtb as *const u8, size) };
+    if !blocks_in_bounds(bytes) {
+        return Err(FdtError::SliceTooSmall);
+    }
     Ok((Fdt::new_unaligned_fallible(bytes)?, size))
+}
+
+/// Whether the header's structure, strings and reservation blocks lie inside the blob,
+/// computed in 64 bits: `fdt` 0.2.0-alpha3 adds offset + size in `u32` and panics when that
+/// wraps (found by the `dtb` fuzz target, regression input `fuzz/corpus/dtb/regress-header-wrap`).
+fn blocks_in_bounds(blob: &[u8]) -> bool {
+    // Big-endian header words: off_dt_struct (2), off_dt_strings (3), off_mem_rsvmap (4),
+    // size_dt_strings (8), size_dt_struct (9).
+    let word = |i: usize| {
+        blob.get(4 * i..4 * i + 4)
+            .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let len = blob.len() as u64;
+    match (word(2), word(3), word(4), word(8), word(9)) {
+        (Some(st_off), Some(str_off), Some(rsv), Some(str_size), Some(st_size)) => {
+            st_off + st_size <= len && str_off + str_size <= len && rsv <= len
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn is_compatible(node: &DtNode<'static>, with: &str) -> Result<bool, FdtError> {
