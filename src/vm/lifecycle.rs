@@ -165,8 +165,16 @@ fn machine_off() -> ! {
 /// PSCI SYSTEM_RESET of `vm` (called on one of its vCPUs): stop the others, wait until every
 /// one has left its core, reload the image and device tree into wiped RAM, restart vCPU 0 at
 /// the image entry. `Resume` when another vCPU is already resetting or ending the VM (which
-/// stops this one too).
+/// stops this one too). A VM whose config says `on_reset = "stop"` is stopped instead.
 pub fn reset_vm(vm: VmId) -> Outcome {
+    if desc(vm).on_reset == crate::config::ResetPolicy::Stop {
+        console::vm_flush(vm);
+        hprintln!(
+            "vm {} asked for a reset (on_reset = \"stop\"): stopping it",
+            desc(vm).name
+        );
+        return finish_vm(vm, VmEnd::Stopped);
+    }
     let r = get(vm);
     let Some(me) = caller_in(vm) else {
         return Outcome::Resume;

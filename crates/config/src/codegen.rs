@@ -12,8 +12,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::desc::{
-    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PayloadRef, PhysRange, SchedPolicy,
-    ServerKind, SmpBoot,
+    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PayloadRef, PhysRange, ResetPolicy,
+    SchedPolicy, ServerKind, SmpBoot,
 };
 use crate::sched::CorePolicy;
 use crate::schema::SmpMethod;
@@ -224,6 +224,11 @@ pub fn config_rs_text(s: &System) -> String {
             vm.initrd.as_ref().map_or(0, |i| i.ipa)
         );
         let _ = writeln!(o, "        on_fault: {D}::FaultPolicy::{fault},");
+        let reset = match vm.on_reset {
+            ResetPolicy::Restart => "Restart",
+            ResetPolicy::Stop => "Stop",
+        };
+        let _ = writeln!(o, "        on_reset: {D}::ResetPolicy::{reset},");
         let _ = writeln!(o, "        vgic: {},", gic_desc(&vm.vgic));
         let _ = writeln!(o, "    }},");
     }

@@ -97,6 +97,15 @@ pub enum FaultPolicy {
     Stop,
 }
 
+/// What the hypervisor does when a guest asks for a reset of its VM (PSCI SYSTEM_RESET).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetPolicy {
+    /// Restart the VM from its payloads.
+    Restart,
+    /// Stop the VM and report it as failed.
+    Stop,
+}
+
 /// A guest RAM region: `size` bytes at guest-physical `ipa`. When `phys` is `Some`, the region
 /// is backed by exactly that physical range (identity-like placement the config asked for);
 /// otherwise the frame allocator picks frames at boot.
@@ -155,6 +164,7 @@ pub struct VmDesc {
     pub initrd: PayloadRef,
     pub initrd_ipa: u64,
     pub on_fault: FaultPolicy,
+    pub on_reset: ResetPolicy,
     /// The VM's GIC frames as the guest sees them (same version as `BOARD.gic`).
     pub vgic: GicDesc,
 }

@@ -96,7 +96,9 @@ mod model {
     use std::string::String;
     use std::vec::Vec;
 
-    use crate::desc::{ClassDesc, FaultPolicy, GicDesc, MemDesc, PayloadRef, PhysRange};
+    use crate::desc::{
+        ClassDesc, FaultPolicy, GicDesc, MemDesc, PayloadRef, PhysRange, ResetPolicy,
+    };
     use crate::image::FlatImage;
     use crate::sched::{Analysis, Pcpu};
     use crate::schema::{BoardFile, ConfigFile, DtValue};
@@ -238,6 +240,7 @@ mod model {
         pub devices: Vec<Device>,
         pub bootargs: String,
         pub on_fault: FaultPolicy,
+        pub on_reset: ResetPolicy,
         pub colors: Option<Vec<u32>>,
         pub image: ImageState,
         /// The initramfs and where it is loaded (guest-physical).

@@ -5,7 +5,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::desc::{FaultPolicy, GicVersion, SchedPolicy};
+use crate::desc::{FaultPolicy, GicVersion, ResetPolicy, SchedPolicy};
 use crate::sched::{kind_str, policy_str, CorePolicy, Supply};
 use crate::{ImageState, System};
 
@@ -123,6 +123,9 @@ impl Report {
                 FaultPolicy::Stop => "stop VM",
             };
             t += &format!("  on_fault  {fault}\n");
+            if vm.on_reset == ResetPolicy::Stop {
+                t += "  on_reset  stop VM\n";
+            }
         }
         t += "\npCPUs\n";
         for (i, p) in s.pcpus.iter().enumerate() {

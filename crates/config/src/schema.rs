@@ -259,6 +259,10 @@ pub struct VmSpec {
     /// What to do when the guest touches what it does not own.
     #[serde(default)]
     pub on_fault: OnFault,
+    /// What a reset the guest asks for (PSCI SYSTEM_RESET: Linux's `reboot`, or its panic with
+    /// `panic=-1`) does: restart the VM from its payloads (default), or stop it.
+    #[serde(default)]
+    pub on_reset: OnReset,
     /// LLC colors of the VM's memory (indices < the board's color count). Absent: uncolored.
     #[serde(default)]
     pub colors: Option<Vec<u32>>,
@@ -330,6 +334,16 @@ pub enum OnFault {
     #[default]
     Inject,
     /// Stop the VM (exit code 128).
+    Stop,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnReset {
+    /// Restart the VM: RAM wiped, image, initramfs and DTB reloaded, vCPU 0 at the entry.
+    #[default]
+    Restart,
+    /// Stop the VM (exit code 128), as `on_fault = "stop"` does.
     Stop,
 }
 

@@ -12,10 +12,10 @@ use super::input::Input;
 use super::resources::Resources;
 use super::scheduling::Schedule;
 use super::{bootargs_env_var, contains, image_env_var, initrd_env_var, overlaps};
-use crate::desc::{FaultPolicy, GicDesc, GicVersion, MemDesc, PhysRange};
+use crate::desc::{FaultPolicy, GicDesc, GicVersion, MemDesc, PhysRange, ResetPolicy};
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
 use crate::image::{self, FlatImage, ImageFormat};
-use crate::schema::{BoardFile, MemSpec, OnFault};
+use crate::schema::{BoardFile, MemSpec, OnFault, OnReset};
 use crate::{
     dtb, ImageState, Initrd, MissingImages, Options, Vm, DTB_MAX, PAGE_SIZE, STACK_SIZE, VGIC_GICC,
     VGIC_GICD, VGIC_GICR, VGIC_GICR_STRIDE, VUART_IPA,
@@ -142,6 +142,10 @@ pub fn run(
             on_fault: match v.on_fault {
                 OnFault::Inject => FaultPolicy::InjectAbort,
                 OnFault::Stop => FaultPolicy::Stop,
+            },
+            on_reset: match v.on_reset {
+                OnReset::Restart => ResetPolicy::Restart,
+                OnReset::Stop => ResetPolicy::Stop,
             },
             colors: v.colors.clone(),
             image,
