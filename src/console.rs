@@ -23,9 +23,11 @@
 //! Input focus: type Ctrl-T then a digit to send input to VM number <digit> (the order of the
 //! config); Ctrl-T Ctrl-T sends a literal Ctrl-T. (Not Ctrl-A: QEMU's own console multiplexer
 //! takes that one.) Each VM's received bytes wait in a queue of its own; a virtual UART's FR
-//! reads look only at that queue. The physical UART's receiver is polled by a DR or FR read of
+//! reads look only at that queue. Where board.toml names the console's interrupt
+//! (`console.irq`), received bytes interrupt the boot core ([`rx_interrupt`]) and no guest
+//! access touches the physical UART; otherwise its receiver is polled by a DR or FR read of
 //! any VM at most once per [`INPUT_POLL_US`] machine-wide (whoever passes the deadline first,
-//! with a try-lock: nobody waits), and after every drain.
+//! with a try-lock: nobody waits). Both also look after every drain.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -617,6 +619,11 @@ pub fn enable_rx_interrupt() {
 
 /// Polls the physical receiver if the machine-wide poll interval has passed.
 fn maybe_poll_input() {
+    if BOARD.console_irq.is_some() {
+        // Input interrupts the hypervisor (`rx_interrupt`): guests' status reads never touch
+        // the physical UART.
+        return;
+    }
     let now = hw::now();
     let next = NEXT_POLL.load(Ordering::Relaxed);
     if now < next {
