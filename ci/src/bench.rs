@@ -513,7 +513,7 @@ fn run_one(paths: &Paths, spec: &QemuSpec, log: &Path, timeout: Duration) -> Res
         .spawn()
         .context("could not start qemu-system-aarch64; run `cargo xtask setup` to install it")?;
     let outcome = qemu::wait(child, Some(timeout))?;
-    let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    let text = log_text(log);
     let parsed = parse_log(&text);
     let problem = match outcome {
         Outcome::TimedOut(t) => Some(format!(
@@ -748,13 +748,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                     .map_err(|e| format!("{e:#}")),
                 Err(e) => Err(e.clone()),
             };
-            if let Err(e) = &r {
-                failures += 1;
-                println!(
-                    "xtask: bench: {what}: unavailable ({})",
-                    e.lines().next().unwrap_or("")
-                );
-            }
+            count_unavailable(&what, &r, &mut failures);
             traced.push((*gic, r));
         }
         println!();
@@ -954,6 +948,27 @@ pub fn el2_records(gic: u8, r: Option<&El2Result>) -> Vec<Record> {
             }
         })
         .collect()
+}
+
+/// A run's log as text (empty if it cannot be read).
+pub(crate) fn log_text(log: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned()
+}
+
+/// A run that failed counts in `failures` and is reported on one line:
+/// `xtask: bench: <what>: unavailable (<the error's first line>)`.
+pub(crate) fn count_unavailable<T>(
+    what: &str,
+    r: &std::result::Result<T, String>,
+    failures: &mut usize,
+) {
+    if let Err(e) = r {
+        *failures += 1;
+        println!(
+            "xtask: bench: {what}: unavailable ({})",
+            e.lines().next().unwrap_or("")
+        );
+    }
 }
 
 /// Builds `config` (a name or a path) for GICv`gic` and describes its QEMU run under

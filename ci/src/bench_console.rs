@@ -177,8 +177,7 @@ pub fn run_all(
         let r = (|| -> Result<ConsoleRun> {
             let spec = super::icount_spec(paths, builder, o, config, gic, &what)?;
             let parsed = timed_run(paths, &what, &spec, &log, o.timeout)?;
-            let text =
-                String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+            let text = super::log_text(&log);
             let dropped = dropped_bytes(&text);
             if *key == "flood" && dropped == 0 {
                 anyhow::bail!("the flood run reported no dropped bytes: was there a flood?");
@@ -186,13 +185,7 @@ pub fn run_all(
             Ok(ConsoleRun { parsed, dropped })
         })()
         .map_err(|e| format!("{e:#}"));
-        if let Err(e) = &r {
-            failures += 1;
-            println!(
-                "xtask: bench: {what}: unavailable ({})",
-                e.lines().next().unwrap_or("")
-            );
-        }
+        super::count_unavailable(&what, &r, &mut failures);
         runs.push((key, r));
     }
     Ok((runs, failures))

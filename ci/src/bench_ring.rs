@@ -472,18 +472,11 @@ pub fn run_all(
                 super::icount_spec(paths, builder, o, &cfg.display().to_string(), gic, &what)?;
             let log = dir.join(format!("gicv{gic}-{name}.log"));
             timed_run(paths, &what, &spec, &log, o.timeout)?;
-            let text =
-                String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+            let text = super::log_text(&log);
             Ok(parse(&text))
         })()
         .map_err(|e| format!("{e:#}"));
-        if let Err(e) = &r {
-            failures += 1;
-            println!(
-                "xtask: bench: {what}: unavailable ({})",
-                e.lines().next().unwrap_or("")
-            );
-        }
+        super::count_unavailable(&what, &r, &mut failures);
         out.push((*run, r));
     }
     Ok((out, failures))

@@ -256,13 +256,7 @@ pub fn run_all(
             )
         })()
         .map_err(|e| format!("{e:#}"));
-        if let Err(e) = &r {
-            failures += 1;
-            println!(
-                "xtask: bench: {what}: unavailable ({})",
-                e.lines().next().unwrap_or("")
-            );
-        }
+        super::count_unavailable(&what, &r, &mut failures);
         runs.push((key, r));
     }
     Ok((runs, failures))
