@@ -249,6 +249,39 @@ impl<const WORDS: usize> FrameAllocator<WORDS> {
         None
     }
 
+    /// The first (lowest) run of `count` free frames whose address is a multiple of `align`
+    /// (a power of two; below 4 KiB means 4 KiB) and *every* frame of which has a color in
+    /// `mask`: e.g. a stage-2 root of 2 concatenated tables for a colored VM. Such a run exists
+    /// only if `mask` holds `count` consecutive colors starting at a color the alignment
+    /// allows. `None` if `count` is 0, `align` is not a power of two, or no run fits. Costs a
+    /// scan of the managed range: meant for the rare multi-frame table, not for RAM.
+    pub fn alloc_contiguous_colored(
+        &mut self,
+        count: usize,
+        align: u64,
+        mask: ColorMask,
+        geometry: &CacheGeometry,
+    ) -> Option<PhysAddr> {
+        if count == 0 || !align.is_power_of_two() {
+            return None;
+        }
+        let n = geometry.page_colors();
+        let step = usize::try_from((align / FRAME_SIZE).max(1)).ok()?;
+        let base_pfn = self.base / FRAME_SIZE;
+        let first = (base_pfn.checked_next_multiple_of(step as u64)? - base_pfn) as usize;
+        let mut i = first;
+        while i.checked_add(count)? <= self.frames {
+            let fits = (i..i + count).all(|j| !self.bit(j) && mask.contains(self.color(j, n)));
+            if fits {
+                self.set_bits(i, i + count);
+                self.free -= count;
+                return Some(PhysAddr(self.addr(i)));
+            }
+            i += step;
+        }
+        None
+    }
+
     /// Returns `[pa, pa + size)` (4 KiB aligned), which must be wholly allocated (not free,
     /// not reserved, inside the range). Fails without freeing anything otherwise.
     pub fn free(&mut self, pa: PhysAddr, size: u64) -> Result<(), FrameError> {

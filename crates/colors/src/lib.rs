@@ -4,7 +4,8 @@
 //! of different colors never share an LLC set, so VMs given disjoint [`ColorMask`]s do not
 //! evict each other's lines. [`CacheGeometry`] gets the LLC shape from `CLIDR_EL1` /
 //! `CCSIDR_EL1` (or a board override); [`FrameAllocator`] hands out 4 KiB frames, contiguous
-//! runs for uncolored VMs or single frames of given colors for colored ones.
+//! runs for uncolored VMs or single frames of given colors for colored ones; [`map_frames`]
+//! maps such frames at contiguous guest-physical addresses, 4 KiB at a time.
 //!
 //! ```
 //! use tessera_colors::*;
@@ -30,10 +31,12 @@ extern crate std;
 
 mod allocator;
 mod geometry;
+mod map;
 mod mask;
 
 pub use allocator::{bitmap_words, FrameAllocator, FrameError, MAX_RESERVATIONS};
 pub use geometry::{ccidx_from_mmfr2, csselr_data, llc_level, CacheGeometry};
+pub use map::{map_frames, MapFramesError};
 pub use mask::{ColorIter, ColorMask, MAX_COLORS};
 pub use tessera_stage2::PhysAddr;
 

@@ -73,7 +73,7 @@ pub use config::{
 };
 pub use format::{El2Stage1, Stage2, TranslationFormat};
 pub use memory::TableMemory;
-pub use table::{MapError, PageTable, Translation};
+pub use table::{MapError, PageTable, Translation, WalkItem};
 
 /// Size of a translation granule, a page and a translation table (4 KiB).
 pub const PAGE_SIZE: u64 = 4096;

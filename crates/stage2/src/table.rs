@@ -50,6 +50,31 @@ impl Translation {
     }
 }
 
+/// What [`PageTable::walk`] reports. `A` is the format's input address type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalkItem<A> {
+    /// A 4 KiB translation table at physical `pa`, holding the descriptors of `level`.
+    Table {
+        /// Where the table is.
+        pa: PhysAddr,
+        /// The level of its descriptors (the root's is the start level).
+        level: u8,
+    },
+    /// A leaf: `size` bytes at input address `va` map to `pa`.
+    Leaf {
+        /// First input address of the leaf (aligned to `size`).
+        va: A,
+        /// First output address.
+        pa: PhysAddr,
+        /// Bytes the leaf maps (1 GiB, 2 MiB or 4 KiB).
+        size: u64,
+        /// Its attributes, `None` if the format cannot decode the descriptor.
+        attrs: Option<MemAttrs>,
+        /// 1, 2 (blocks) or 3 (page).
+        level: u8,
+    },
+}
+
 /// A tree of translation tables in format `F` ([`Stage2`](crate::Stage2) or
 /// [`El2Stage1`](crate::El2Stage1)).
 ///
@@ -146,6 +171,33 @@ impl<F: TranslationFormat> PageTable<F> {
         size: u64,
         attrs: MemAttrs,
     ) -> Res<F> {
+        self.map_with(mem, va, pa, size, attrs, true)
+    }
+
+    /// As [`map`](Self::map), but only with 4 KiB pages (level-3 leaves), never blocks, however
+    /// the range is aligned: for memory whose frames are chosen one by one (cache coloring),
+    /// mapped run by run, where a run that happens to be block-aligned must still be pages (so
+    /// that the layout does not depend on where the allocator's frames fell).
+    pub fn map_pages<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: F::Input,
+        pa: PhysAddr,
+        size: u64,
+        attrs: MemAttrs,
+    ) -> Res<F> {
+        self.map_with(mem, va, pa, size, attrs, false)
+    }
+
+    fn map_with<M: TableMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        va: F::Input,
+        pa: PhysAddr,
+        size: u64,
+        attrs: MemAttrs,
+        blocks: bool,
+    ) -> Res<F> {
         let (start, end) = self.check_range(va, size)?;
         if !pa.0.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Unaligned);
@@ -164,7 +216,7 @@ impl<F: TranslationFormat> PageTable<F> {
             return Err(MapError::AlreadyMapped(F::Input::from_u64(a)));
         }
         let level = self.layout.start_level;
-        let r = self.map_level(mem, self.root, level, start, pa.0, end, attrs);
+        let r = self.map_level(mem, self.root, level, start, pa.0, end, attrs, blocks);
         if r.is_err() {
             // Nothing in [start, end) was mapped before: every leaf there is ours.
             self.clear_leaves(mem, self.root, level, start, end);
@@ -222,6 +274,77 @@ impl<F: TranslationFormat> PageTable<F> {
             table = PhysAddr(d & OA_MASK);
             level += 1;
         }
+    }
+
+    /// Visits the whole tree in input-address order: every table page (each concatenated root
+    /// table once, then each next-level table before the entries it holds) and every leaf.
+    /// Stops at, and returns, the first error `visit` returns. Invalid descriptors are skipped.
+    /// A leaf whose descriptor the format cannot decode is reported with `attrs: None`.
+    ///
+    /// This is what a checker needs to see *all* memory a tree reaches, including the tables
+    /// themselves (e.g. that a cache-colored VM's tables are in its colors).
+    pub fn walk<M: TableMemory + ?Sized, E>(
+        &self,
+        mem: &M,
+        mut visit: impl FnMut(WalkItem<F::Input>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let level = self.layout.start_level;
+        for t in 0..self.layout.root_tables {
+            visit(WalkItem::Table {
+                pa: self.root.add(t as u64 * PAGE_SIZE),
+                level,
+            })?;
+        }
+        let entries = self.layout.root_entries();
+        let size = level_size(level);
+        for e in 0..entries {
+            let (t, i) = (
+                self.root.add((e / ENTRIES_PER_TABLE) as u64 * PAGE_SIZE),
+                e % ENTRIES_PER_TABLE,
+            );
+            self.walk_entry(mem, mem.read(t, i), level, e as u64 * size, &mut visit)?;
+        }
+        Ok(())
+    }
+
+    /// [`walk`](Self::walk) below one descriptor `d` at `level` covering input `va`.
+    fn walk_entry<M: TableMemory + ?Sized, E>(
+        &self,
+        mem: &M,
+        d: u64,
+        level: u8,
+        va: u64,
+        visit: &mut impl FnMut(WalkItem<F::Input>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if is_leaf(d, level) {
+            let decoded = F::decode_leaf(d, level);
+            return visit(WalkItem::Leaf {
+                va: F::Input::from_u64(va),
+                pa: decoded.map_or(PhysAddr(d & OA_MASK), |(pa, _)| pa),
+                size: level_size(level),
+                attrs: decoded.map(|(_, a)| a),
+                level,
+            });
+        }
+        if !is_table(d, level) {
+            return Ok(());
+        }
+        let table = PhysAddr(d & OA_MASK);
+        visit(WalkItem::Table {
+            pa: table,
+            level: level + 1,
+        })?;
+        let size = level_size(level + 1);
+        for i in 0..ENTRIES_PER_TABLE {
+            self.walk_entry(
+                mem,
+                mem.read(table, i),
+                level + 1,
+                va + i as u64 * size,
+                visit,
+            )?;
+        }
+        Ok(())
     }
 
     /// Validates an input range; returns it as raw `[start, end)`.
@@ -288,6 +411,7 @@ impl<F: TranslationFormat> PageTable<F> {
         pa: u64,
         end: u64,
         attrs: MemAttrs,
+        blocks: bool,
     ) -> Res<F> {
         let size = level_size(level);
         let mut a = start;
@@ -296,8 +420,10 @@ impl<F: TranslationFormat> PageTable<F> {
             let next = end.min(align_down(a, size) + size);
             let (t, i) = self.slot(table, level, a);
             let d = mem.read(t, i);
-            let whole =
-                level >= 1 && a.is_multiple_of(size) && p.is_multiple_of(size) && next - a == size;
+            let whole = (level == 3 || (blocks && level >= 1))
+                && a.is_multiple_of(size)
+                && p.is_multiple_of(size)
+                && next - a == size;
             if whole && d & DESC_VALID == 0 {
                 let leaf =
                     F::encode_leaf(PhysAddr(p), attrs, level).ok_or(MapError::InvalidAttributes)?;
@@ -315,7 +441,7 @@ impl<F: TranslationFormat> PageTable<F> {
                 } else {
                     return Err(MapError::AlreadyMapped(F::Input::from_u64(a)));
                 };
-                self.map_level(mem, next_table, level + 1, a, p, next, attrs)?;
+                self.map_level(mem, next_table, level + 1, a, p, next, attrs, blocks)?;
             }
             p += next - a;
             a = next;
