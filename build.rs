@@ -1,11 +1,13 @@
 //! Build script of the EL2 image: validates `boards/$TESSERA_BOARD/board.toml` with
 //! `boards/$TESSERA_BOARD/configs/$TESSERA_CONFIG.toml` (crates/config) and writes into OUT_DIR
-//! `config.rs` (the `BOARD`, `VMS`, `PCPUS`, `CHANNELS` tables and the `BUNDLE` descriptor),
+//! `config.rs` (the `BOARD`, `VMS`, `PCPUS`, `CHANNELS` tables, the `HYPERVISOR` coloring and the
+//! `BUNDLE` descriptor),
 //! `link.x` and `payloads.bin` (the payload bundle; `cargo xtask` writes the same beside the
 //! image).
 //!
 //! Environment (docs/internals.md): `TESSERA_BOARD`, `TESSERA_CONFIG` (name or path),
-//! `TESSERA_GIC` (2 | 3), `TESSERA_GUEST_DIR`, `TESSERA_IMAGE_<VM>`.
+//! `TESSERA_GIC` (2 | 3), `TESSERA_CPU` (the CPU model: selects the LLC geometry colors are
+//! validated against), `TESSERA_GUEST_DIR`, `TESSERA_IMAGE_<VM>`.
 //! Without `TESSERA_BOARD` (a bare `cargo clippy -p tessera --target ...`) it uses
 //! `qemu-virt` / `default` and puts empty placeholders into the bundle for guest images not
 //! built yet.
@@ -39,6 +41,11 @@ fn main() {
                 exit(1);
             }
         }
+    }
+    // The CPU model the image is built for: selects the LLC geometry colors are validated
+    // against (default: board.toml's `[cpu] default`).
+    if let Some(cpu) = var("TESSERA_CPU") {
+        opts.cpu = Some(cpu);
     }
     if let Some(dir) = var("TESSERA_GUEST_DIR") {
         opts.guest_dir = PathBuf::from(dir);

@@ -1,7 +1,7 @@
 //! Code generation for the hypervisor's build.rs: `config.rs` (the `BOARD`, `VMS`, `PCPUS`,
-//! `CHANNELS` tables, the `BUNDLE` descriptor of the payload bundle), the linker script, and
-//! the payload bundle itself (`payloads.bin`; `cargo xtask` writes the same bytes beside the
-//! image).
+//! `CHANNELS` tables, the `HYPERVISOR` coloring, the `BUNDLE` descriptor of the payload
+//! bundle), the linker script, and the payload bundle itself (`payloads.bin`; `cargo xtask`
+//! writes the same bytes beside the image).
 
 use std::fmt::Write as _;
 use std::format;
@@ -12,7 +12,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::desc::{
-    ChannelNotify, FaultPolicy, GicDesc, GicVersion, PayloadRef, PhysRange, ResetPolicy,
+    ChannelNotify, FaultPolicy, GicDesc, GicVersion, LlcDesc, PayloadRef, PhysRange, ResetPolicy,
     SchedPolicy, ServerKind, SmpBoot,
 };
 use crate::sched::CorePolicy;
@@ -145,7 +145,24 @@ pub fn config_rs_text(s: &System) -> String {
     let _ = writeln!(o, "    gic: {},", gic_desc(&s.gic));
     let _ = writeln!(o, "    hyp_region: {},", phys_range(&s.hyp_region));
     let _ = writeln!(o, "    hyp_mmio: &[{}],", mmio.join(", "));
+    let _ = writeln!(o, "    cpu: {:?},", s.cpu);
+    let _ = writeln!(
+        o,
+        "    llc_override: {},",
+        opt_llc(b.llc.as_ref().map(|l| l.desc()))
+    );
+    let _ = writeln!(
+        o,
+        "    llc_expected: {},",
+        opt_llc(s.llc.as_ref().map(|l| l.geometry))
+    );
     let _ = writeln!(o, "}};\n");
+
+    let _ = writeln!(
+        o,
+        "pub static HYPERVISOR: {D}::HypervisorDesc = {D}::HypervisorDesc {{ colors: {:#x}, verify_coloring: {} }};\n",
+        s.hypervisor.colors, s.hypervisor.verify_coloring
+    );
 
     let p = &s.payloads;
     let identity: Vec<String> = p.identity.iter().map(|b| format!("{b:#04x}")).collect();
@@ -230,6 +247,11 @@ pub fn config_rs_text(s: &System) -> String {
         };
         let _ = writeln!(o, "        on_reset: {D}::ResetPolicy::{reset},");
         let _ = writeln!(o, "        vgic: {},", gic_desc(&vm.vgic));
+        let _ = writeln!(
+            o,
+            "        colors: {:#x},",
+            vm.colors.as_deref().map_or(0, color_mask)
+        );
         let _ = writeln!(o, "    }},");
     }
     let _ = writeln!(o, "];\n");
@@ -309,10 +331,29 @@ pub fn config_rs_text(s: &System) -> String {
         let _ = writeln!(o, "        ipa_to: {:#x},", c.ipa_to);
         let _ = writeln!(o, "        size: {:#x},", c.size);
         let _ = writeln!(o, "        classes: &[{}\n        ],", classes.concat());
+        let _ = writeln!(o, "        colors: {:#x},", c.colors);
         let _ = writeln!(o, "    }},");
     }
     let _ = writeln!(o, "];");
     o
+}
+
+fn opt_llc(l: Option<LlcDesc>) -> String {
+    match l {
+        Some(l) => format!(
+            "Some({D}::LlcDesc {{ size: {:#x}, ways: {}, line: {} }})",
+            l.size, l.ways, l.line
+        ),
+        None => "None".into(),
+    }
+}
+
+/// A color list as a descriptor mask (bit c = color c; validation keeps colors below 64).
+pub fn color_mask(colors: &[u32]) -> u64 {
+    colors
+        .iter()
+        .filter(|&&c| c < 64)
+        .fold(0, |m, &c| m | (1u64 << c))
 }
 
 fn payload_ref(p: &PayloadRef) -> String {

@@ -8,7 +8,11 @@
 //! pub static VMS: [VmDesc; N] = [...];
 //! pub static PCPUS: [PcpuDesc; M] = [...];   // one per physical core the board may have
 //! pub static CHANNELS: [ChannelDesc; K] = [...]; // inter-VM channels (one direction each)
+//! pub static HYPERVISOR: HypervisorDesc = ...;   // the hypervisor's own coloring
 //! ```
+//!
+//! Color sets are `u64` masks: bit *c* = color *c*; 0 = uncolored (validation keeps every
+//! color below 64).
 //!
 //! Everything here is plain data with `'static` references, so the generated tables live in
 //! `.rodata` and nothing is parsed at run time.
@@ -54,6 +58,73 @@ pub struct PhysRange {
     pub size: u64,
 }
 
+/// A last-level cache geometry. Colors = `size / ways / 4096`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LlcDesc {
+    /// Bytes.
+    pub size: u64,
+    pub ways: u32,
+    /// Bytes per line.
+    pub line: u32,
+}
+
+impl LlcDesc {
+    /// Number of 4 KiB page colors (0 for a degenerate geometry).
+    pub const fn colors(&self) -> u64 {
+        if self.ways == 0 {
+            0
+        } else {
+            self.size / self.ways as u64 / 4096
+        }
+    }
+}
+
+/// A color mask printed as a compact list: `0-7,12` (`none` for 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColorList(pub u64);
+
+impl core::fmt::Display for ColorList {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == 0 {
+            return f.write_str("none");
+        }
+        let mut first = true;
+        let mut c = 0u32;
+        while c < 64 {
+            if self.0 & (1u64 << c) == 0 {
+                c += 1;
+                continue;
+            }
+            let start = c;
+            while c + 1 < 64 && self.0 & (1u64 << (c + 1)) != 0 {
+                c += 1;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if c == start {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{c}")?;
+            }
+            c += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The hypervisor's own coloring (config `[hypervisor]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HypervisorDesc {
+    /// Colors of its image, per-core data, stacks, page tables and heap (bit c = color c);
+    /// 0 = uncolored.
+    pub colors: u64,
+    /// Walk every VM's stage 2 and the hypervisor's own tables at boot and check each page's
+    /// color.
+    pub verify_coloring: bool,
+}
+
 /// The board, from `boards/<board>/board.toml`.
 #[derive(Clone, Copy, Debug)]
 pub struct BoardDesc {
@@ -86,6 +157,15 @@ pub struct BoardDesc {
     /// Every MMIO range the hypervisor itself may touch (console, GIC frames), for its own
     /// stage-1 map (Device-nGnRE); page-aligned.
     pub hyp_mmio: &'static [PhysRange],
+    /// The CPU model the image was built for (`TESSERA_CPU` / `--cpu`, default board.toml's
+    /// `[cpu] default`; empty when the board names none).
+    pub cpu: &'static str,
+    /// board.toml's `[llc]`: when present the hypervisor uses it instead of CLIDR/CCSIDR.
+    pub llc_override: Option<LlcDesc>,
+    /// The LLC geometry the build validated colors against (the override, else what `cpu`
+    /// reports per board.toml's `[cpu.llc]`); `None` when neither is known (then no color is
+    /// used). At boot a detected geometry different from this one is refused.
+    pub llc_expected: Option<LlcDesc>,
 }
 
 /// What the hypervisor does when a guest touches what it does not own.
@@ -167,6 +247,9 @@ pub struct VmDesc {
     pub on_reset: ResetPolicy,
     /// The VM's GIC frames as the guest sees them (same version as `BOARD.gic`).
     pub vgic: GicDesc,
+    /// LLC colors of its RAM and stage-2 tables (bit c = color c); 0 = uncolored (block
+    /// mappings from any RAM).
+    pub colors: u64,
 }
 
 /// The payload bundle of this build (crates/bundle): guest images and DTBs, loaded beside the
@@ -293,4 +376,6 @@ pub struct ChannelDesc {
     /// Bytes (`tessera_ring::Layout::total_size` of `classes`; a multiple of 4 KiB).
     pub size: u64,
     pub classes: &'static [ClassDesc],
+    /// LLC colors of the region (the config's, else the receiver's); 0 = uncolored.
+    pub colors: u64,
 }

@@ -97,7 +97,8 @@ mod model {
     use std::vec::Vec;
 
     use crate::desc::{
-        ClassDesc, FaultPolicy, GicDesc, MemDesc, PayloadRef, PhysRange, ResetPolicy,
+        ClassDesc, FaultPolicy, GicDesc, HypervisorDesc, LlcDesc, MemDesc, PayloadRef, PhysRange,
+        ResetPolicy,
     };
     use crate::image::FlatImage;
     use crate::sched::{Analysis, Pcpu};
@@ -139,6 +140,10 @@ mod model {
         /// `TESSERA_BOOTARGS_<VM>`).
         pub bootargs_overrides: BTreeMap<String, String>,
         pub missing_images: MissingImages,
+        /// The CPU model the image is built for (`TESSERA_CPU`, xtask `--cpu`); `None` =
+        /// board.toml's `[cpu] default`. Selects the LLC geometry colors are validated
+        /// against when the board has no `[llc]` override.
+        pub cpu: Option<String>,
     }
 
     impl Options {
@@ -158,6 +163,7 @@ mod model {
                 initrd_overrides: BTreeMap::new(),
                 bootargs_overrides: BTreeMap::new(),
                 missing_images: MissingImages::Error,
+                cpu: None,
             }
         }
     }
@@ -203,8 +209,46 @@ mod model {
         pub inputs: Vec<PathBuf>,
         /// Environment variables consulted besides the fixed `TESSERA_*` ones.
         pub env_vars: Vec<String>,
-        /// Non-fatal remarks (e.g. placeholder images).
+        /// Non-fatal remarks (placeholder images, coloring that does not isolate, ...): the
+        /// build prints them as `cargo:warning=`, the report as `warning: ` lines.
         pub warnings: Vec<String>,
+        /// The CPU model the image is built for (empty: the board names none).
+        pub cpu: String,
+        /// The LLC geometry colors were validated against, and where it came from.
+        pub llc: Option<Llc>,
+        /// The LLC clusters: per cluster, its cores (board.toml `[[llc_clusters]]`, default one
+        /// cluster of every core).
+        pub clusters: Vec<Vec<usize>>,
+        /// The hypervisor's own coloring (config `[hypervisor]`).
+        pub hypervisor: HypervisorDesc,
+        /// Per color of the LLC, when any color is used: the pages available and needed.
+        pub color_pages: Vec<ColorPages>,
+    }
+
+    /// One color's page budget: `free` pages of that color in RAM the allocator may hand out,
+    /// `needed` by the colored VMs, channels and hypervisor that use it (and the uncolored
+    /// demand spread evenly over all colors).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ColorPages {
+        pub color: u32,
+        pub free: u64,
+        pub needed: u64,
+    }
+
+    /// Where the LLC geometry of a build comes from.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum LlcSource {
+        /// board.toml's `[llc]`: the hypervisor uses it instead of CLIDR/CCSIDR.
+        Override,
+        /// board.toml's `[cpu.llc]` entry of this CPU model: what CLIDR/CCSIDR will report.
+        CpuModel(String),
+    }
+
+    /// The LLC geometry a build validates colors against.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Llc {
+        pub geometry: LlcDesc,
+        pub source: LlcSource,
     }
 
     /// The payload bundle of a build (crates/bundle): written beside the image
@@ -241,7 +285,10 @@ mod model {
         pub bootargs: String,
         pub on_fault: FaultPolicy,
         pub on_reset: ResetPolicy,
+        /// LLC colors of its memory (sorted, distinct); `None` = uncolored.
         pub colors: Option<Vec<u32>>,
+        /// No other VM may share one of its colors within its LLC cluster.
+        pub isolated: bool,
         pub image: ImageState,
         /// The initramfs and where it is loaded (guest-physical).
         pub initrd: Option<Initrd>,
@@ -288,6 +335,9 @@ mod model {
         /// Region size from `tessera_ring::Layout`.
         pub size: u64,
         pub classes: Vec<ClassDesc>,
+        /// LLC colors of the region (the config's, else the receiver's; bit c = color c);
+        /// 0 = uncolored.
+        pub colors: u64,
     }
 
     /// A passed-through device as a VM sees it.

@@ -2,12 +2,12 @@
 
 use core::fmt;
 use std::format;
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::desc::{FaultPolicy, GicVersion, ResetPolicy, SchedPolicy};
 use crate::sched::{kind_str, policy_str, CorePolicy, Supply};
-use crate::{ImageState, System};
+use crate::{ImageState, LlcSource, System};
 
 /// A validated system as a table; `Display` prints it.
 #[derive(Clone, Debug)]
@@ -48,13 +48,28 @@ impl Report {
             p.region.base,
             p.region.base + p.region.size
         );
-        if let Some(l) = b.llc {
-            t += &format!(
-                "LLC: {:#x} bytes, {} ways → {} colors\n",
-                l.size,
-                l.ways,
-                l.colors()
-            );
+        match &s.llc {
+            Some(l) => {
+                let g = &l.geometry;
+                let src = match &l.source {
+                    LlcSource::Override => "board [llc] override".to_string(),
+                    LlcSource::CpuModel(m) => format!("CPU `{m}`, CLIDR/CCSIDR"),
+                };
+                t += &format!(
+                    "LLC: {} KiB, {}-way, {} B lines → {} colors of 4 KiB ({src})\n",
+                    g.size >> 10,
+                    g.ways,
+                    g.line,
+                    g.colors()
+                );
+            }
+            None if s.cpu.is_empty() => {
+                t += "LLC: unknown (no [llc] override, no CPU model): no coloring\n"
+            }
+            None => t += &format!(
+                "LLC: unknown for CPU `{}` (no [llc] override or [cpu.llc] entry): no coloring\n",
+                s.cpu
+            ),
         }
         t += &format!("config {}: {} VM(s)\n", s.config_name, s.vms.len());
         for vm in &s.vms {

@@ -35,9 +35,18 @@ pub struct BoardFile {
     pub log: Option<LogSpec>,
     /// The interrupt controller(s) the board can have.
     pub gic: GicSpec,
-    /// Optional last-level-cache geometry override (else read from CLIDR/CCSIDR at boot).
+    /// Optional last-level-cache geometry **override**: the hypervisor uses it instead of
+    /// what CLIDR/CCSIDR report, and the build validates colors against it.
     #[serde(default)]
     pub llc: Option<LlcSpec>,
+    /// The CPU models the board may run with and the LLC each reports (what the build
+    /// validates colors against when there is no `[llc]` override).
+    #[serde(default)]
+    pub cpu: Option<CpuSpec>,
+    /// Which cores share which last-level cache (default: one cluster of every core). Colors
+    /// are a per-cluster resource.
+    #[serde(default)]
+    pub llc_clusters: Vec<LlcClusterSpec>,
     /// Physical devices that may be passed through to a VM.
     #[serde(default)]
     pub devices: Vec<BoardDevice>,
@@ -163,22 +172,55 @@ pub struct GicV3Spec {
     pub gicr: u64,
 }
 
-/// `[llc]`: last-level cache `size` in bytes and associativity `ways`.
-/// Colors = size / ways / 4096.
-#[derive(Clone, Copy, Debug, Deserialize)]
+/// A last-level cache: `size` in bytes, associativity `ways`, `line` bytes per line (default
+/// 64). Colors = size / ways / 4096 (one way's worth of 4 KiB pages).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LlcSpec {
     pub size: u64,
-    pub ways: u64,
+    pub ways: u32,
+    #[serde(default = "default_llc_line")]
+    pub line: u32,
+}
+
+fn default_llc_line() -> u32 {
+    64
 }
 
 impl LlcSpec {
     /// Number of page colors (`size / ways / 4096`), 0 if the geometry is degenerate.
     pub fn colors(&self) -> u64 {
         self.size
-            .checked_div(self.ways)
+            .checked_div(u64::from(self.ways))
             .map_or(0, |w| w / crate::PAGE_SIZE)
     }
+
+    /// As a descriptor.
+    pub fn desc(&self) -> crate::desc::LlcDesc {
+        crate::desc::LlcDesc {
+            size: self.size,
+            ways: self.ways,
+            line: self.line,
+        }
+    }
+}
+
+/// `[cpu]`: `default` = the CPU model a build assumes when `TESSERA_CPU` (xtask `--cpu`) is
+/// not set; `[cpu.llc]` = per model name, the LLC that model reports:
+/// `[cpu.llc] "cortex-a53" = { size = 0x10_0000, ways = 16 }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSpec {
+    pub default: String,
+    #[serde(default)]
+    pub llc: BTreeMap<String, LlcSpec>,
+}
+
+/// `[[llc_clusters]]`: physical cores `cores` share one last-level cache.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlcClusterSpec {
+    pub cores: Vec<usize>,
 }
 
 /// `[[devices]]` of a board: a device that may be passed through.
@@ -195,6 +237,10 @@ pub struct BoardDevice {
     /// Its interrupts as GIC INTIDs (SPI n of a DT = INTID n + 32).
     #[serde(default)]
     pub irqs: Vec<u32>,
+    /// The device masters DMA. Tessera drives no IOMMU, so such a device sees physical
+    /// addresses: it may not belong to a colored VM (whose memory is scattered). Default false.
+    #[serde(default)]
+    pub dma: bool,
     /// Extra properties for the guest DT node, e.g. `{ "gpio-controller" = true,
     /// "#gpio-cells" = 2 }`: `true` → empty property, integer → u32 cell, string, or arrays of
     /// those.
@@ -229,6 +275,23 @@ pub struct ConfigFile {
     /// Inter-VM channels (shared memory rings).
     #[serde(default)]
     pub channels: Vec<ChannelSpec>,
+    /// The hypervisor's own coloring and checks.
+    #[serde(default)]
+    pub hypervisor: HypervisorConfig,
+}
+
+/// `[hypervisor]` of a config.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HypervisorConfig {
+    /// LLC colors of the hypervisor's own memory (image, per-core data, stacks, page tables,
+    /// heap). Absent: uncolored.
+    #[serde(default)]
+    pub colors: Option<Vec<u32>>,
+    /// At boot, walk every VM's stage 2 and the hypervisor's own tables and check every page's
+    /// color (prints `coloring verified: ...` or halts). Default false.
+    #[serde(default)]
+    pub verify_coloring: bool,
 }
 
 /// `[[vms]]`.
@@ -263,9 +326,14 @@ pub struct VmSpec {
     /// `panic=-1`) does: restart the VM from its payloads (default), or stop it.
     #[serde(default)]
     pub on_reset: OnReset,
-    /// LLC colors of the VM's memory (indices < the board's color count). Absent: uncolored.
+    /// LLC colors of the VM's memory (indices < the LLC's color count): its RAM and stage-2
+    /// tables come only from pages of these colors. Absent: uncolored.
     #[serde(default)]
     pub colors: Option<Vec<u32>>,
+    /// No other VM may share a color with this one within its LLC cluster (default: true for
+    /// a colored VM, false for an uncolored one).
+    #[serde(default)]
+    pub isolated: Option<bool>,
     /// How the guest schedules its `tasks` (default `edf`).
     #[serde(default)]
     pub task_policy: Option<TaskPolicy>,
@@ -443,7 +511,8 @@ pub struct ChannelSpec {
     pub ipa_to: u64,
     /// The priority classes, 1 to 8; index = class = 802.1p priority (0 lowest).
     pub classes: Vec<ClassSpec>,
-    /// LLC colors of the shared memory: not supported yet (rejected when present).
+    /// LLC colors of the shared memory; default: the receiver's colors (an uncolored
+    /// receiver: uncolored).
     #[serde(default)]
     pub colors: Option<Vec<u32>>,
 }

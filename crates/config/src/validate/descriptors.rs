@@ -147,7 +147,12 @@ pub fn run(
                 OnReset::Restart => ResetPolicy::Restart,
                 OnReset::Stop => ResetPolicy::Stop,
             },
-            colors: v.colors.clone(),
+            colors: v.colors.clone().map(|mut c| {
+                c.sort_unstable();
+                c.dedup();
+                c
+            }),
+            isolated: v.isolated.unwrap_or(v.colors.is_some()),
             image,
             initrd,
             dtb,

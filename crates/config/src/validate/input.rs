@@ -6,15 +6,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::format;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::string::String;
+use std::string::{String, ToString};
+use std::vec;
 use std::vec::Vec;
 
 use super::{aligned, contains, overlapping_pairs, overlaps, valid_name, MAX_BOARD_CPUS};
 use crate::desc::{GicDesc, GicVersion, PhysRange};
 use crate::error::{range, ConfigError, ErrorKind as K, Subject};
-use crate::schema::{BoardFile, ConfigFile, SmpMethod};
-use crate::Options;
+use crate::schema::{BoardFile, ConfigFile, LlcSpec, SmpMethod};
 use crate::PAGE_SIZE;
+use crate::{Llc, LlcSource, Options};
 
 /// Largest time (µs) accepted anywhere in scheduling fields (1000 s): keeps every product and
 /// sum the analysis forms far from overflow.
@@ -31,6 +32,13 @@ pub struct Input {
     pub gic: GicDesc,
     /// `[ram.base, hypervisor.load_address + hypervisor.size)`.
     pub hyp_region: PhysRange,
+    /// The CPU model of this build (`Options::cpu`, else board `[cpu] default`, else empty).
+    pub cpu: String,
+    /// The geometry colors are validated against: the `[llc]` override, else the CPU model's
+    /// `[cpu.llc]` entry; `None` when neither exists.
+    pub llc: Option<Llc>,
+    /// The LLC clusters (every core in exactly one; default one cluster of all cores).
+    pub clusters: Vec<Vec<usize>>,
 }
 
 /// Read, parse, check the board. `None` (with `errs` filled) when nothing later is reliable.
@@ -83,6 +91,27 @@ pub fn run(opts: &Options, errs: &mut Vec<ConfigError>) -> Option<Input> {
         base: board.ram.base,
         size: hyp_end.checked_sub(board.ram.base)?,
     };
+    let cpu = opts
+        .cpu
+        .clone()
+        .or_else(|| board.cpu.as_ref().map(|c| c.default.clone()))
+        .unwrap_or_default();
+    let llc = match (&board.llc, &board.cpu) {
+        (Some(o), _) => Some(Llc {
+            geometry: o.desc(),
+            source: LlcSource::Override,
+        }),
+        (None, Some(c)) => c.llc.get(&cpu).map(|l| Llc {
+            geometry: l.desc(),
+            source: LlcSource::CpuModel(cpu.clone()),
+        }),
+        (None, None) => None,
+    };
+    let clusters = if board.llc_clusters.is_empty() {
+        vec![(0..board.max_cpus).collect()]
+    } else {
+        board.llc_clusters.iter().map(|c| c.cores.clone()).collect()
+    };
     Some(Input {
         board_path,
         board,
@@ -90,6 +119,9 @@ pub fn run(opts: &Options, errs: &mut Vec<ConfigError>) -> Option<Input> {
         version,
         gic,
         hyp_region,
+        cpu,
+        llc,
+        clusters,
     })
 }
 
@@ -209,12 +241,47 @@ fn check_board(b: &BoardFile, errs: &mut Vec<ConfigError>) {
         v => errs.push(e("gic.default", format!("{v} is not 2 or 3"))),
     }
     if let Some(llc) = &b.llc {
-        if llc.colors() == 0 {
+        check_llc(&e, "llc", llc, errs);
+    }
+    if let Some(c) = &b.cpu {
+        if c.default.is_empty() {
+            errs.push(e("cpu.default", "is empty: name a CPU model".into()));
+        }
+        for (model, llc) in &c.llc {
+            check_llc(&e, &format!("cpu.llc.\"{model}\""), llc, errs);
+        }
+    }
+    let mut cluster_of: BTreeMap<usize, usize> = BTreeMap::new();
+    for (k, cl) in b.llc_clusters.iter().enumerate() {
+        let f = format!("llc_clusters[{k}].cores");
+        if cl.cores.is_empty() {
+            errs.push(e(&f, "no core: list at least one".into()));
+        }
+        for &core in &cl.cores {
+            if core >= b.max_cpus {
+                errs.push(e(
+                    &f,
+                    format!("core {core} does not exist (max_cpus = {})", b.max_cpus),
+                ));
+            } else if let Some(other) = cluster_of.insert(core, k) {
+                errs.push(e(
+                    &f,
+                    format!("core {core} is already in llc_clusters[{other}]"),
+                ));
+            }
+        }
+    }
+    if !b.llc_clusters.is_empty() {
+        let missing: Vec<String> = (0..b.max_cpus)
+            .filter(|c| !cluster_of.contains_key(c))
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
             errs.push(e(
-                "llc",
+                "llc_clusters",
                 format!(
-                    "size {:#x} / ways {} / 4096 gives no color",
-                    llc.size, llc.ways
+                    "core(s) {} are in no cluster: with [[llc_clusters]], list every core once",
+                    missing.join(", ")
                 ),
             ));
         }
@@ -320,6 +387,41 @@ fn check_board(b: &BoardFile, errs: &mut Vec<ConfigError>) {
         errs.push(e(
             &format!("devices[{j}]"),
             format!("`{}` overlaps `{}`", b.devices[j].name, b.devices[i].name),
+        ));
+    }
+}
+
+/// An LLC geometry: whole ways that are a power-of-two number of 4 KiB pages (so colors are
+/// a power of two and the index bits above the page offset select them), a power-of-two line.
+fn check_llc(
+    e: &dyn Fn(&str, String) -> ConfigError,
+    field: &str,
+    l: &LlcSpec,
+    errs: &mut Vec<ConfigError>,
+) {
+    let way = l.size.checked_div(u64::from(l.ways));
+    match way {
+        None => errs.push(e(field, "ways is zero".into())),
+        Some(w) if !l.size.is_multiple_of(u64::from(l.ways)) => errs.push(e(
+            field,
+            format!(
+                "size {:#x} is not a whole number of {} ways (way size {w:#x})",
+                l.size, l.ways
+            ),
+        )),
+        Some(w) if w < PAGE_SIZE || !w.is_power_of_two() => errs.push(e(
+            field,
+            format!(
+                "way size {:#x} (size {:#x} / ways {}) is not a power of two of at least 4 KiB: no whole page color",
+                w, l.size, l.ways
+            ),
+        )),
+        Some(_) => {}
+    }
+    if !l.line.is_power_of_two() || l.line < 16 || u64::from(l.line) > PAGE_SIZE {
+        errs.push(e(
+            &format!("{field}.line"),
+            format!("{} bytes is not a power of two from 16 to 4096", l.line),
         ));
     }
 }

@@ -25,6 +25,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
+use crate::desc::HypervisorDesc;
 use crate::error::ConfigError;
 use crate::{Options, System, PAGE_SIZE};
 
@@ -58,6 +59,15 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let hypervisor = HypervisorDesc {
+        colors: inp
+            .cfg
+            .hypervisor
+            .colors
+            .as_deref()
+            .map_or(0, crate::codegen::color_mask),
+        verify_coloring: inp.cfg.hypervisor.verify_coloring,
+    };
     let input::Input {
         board_path: _,
         board,
@@ -65,6 +75,9 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         version: _,
         gic,
         hyp_region,
+        cpu,
+        llc,
+        clusters,
     } = inp;
     Ok(System {
         hyp_mmio: descriptors::hyp_mmio(&board, &gic),
@@ -82,6 +95,11 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         inputs: out.inputs,
         env_vars: out.env_vars,
         warnings: out.warnings,
+        cpu,
+        llc,
+        clusters,
+        hypervisor,
+        color_pages: Vec::new(),
     })
 }
 

@@ -9,6 +9,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use super::{aligned, contains, overlapping_pairs, overlaps, valid_name, IPA_BITS};
+use crate::codegen::color_mask;
 use crate::desc::GicVersion;
 use crate::desc::{ChannelNotify, ClassDesc};
 use crate::dtb::VUART_INTID;
@@ -301,59 +302,12 @@ fn devices(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
     }
 }
 
-/// LLC colors of VMs (channels' colors are rejected by `channels`): inside the board's range, each owned once.
+/// Colors of VMs, channels and the hypervisor: inside the LLC's range (and below 64, the
+/// descriptors' mask width), each listed once, only when a geometry is known; colored VMs
+/// place no memory at an explicit `phys`. Sharing, DMA and supply: the coloring pass.
 fn colors(inp: &Input, errs: &mut Vec<ConfigError>) {
-    let ncolors = inp.board.llc.map(|l| l.colors());
-    let mut color_owner: BTreeMap<u32, String> = BTreeMap::new();
-    let mut check = |subject: Subject, colors: &Option<Vec<u32>>, errs: &mut Vec<ConfigError>| {
-        let Some(colors) = colors else { return };
-        let Some(n) = ncolors else {
-            errs.push(ConfigError::new(
-                K::Colors,
-                subject,
-                "colors",
-                "the board has no [llc] geometry, so colors cannot be checked",
-            ));
-            return;
-        };
-        if colors.is_empty() {
-            errs.push(ConfigError::new(
-                K::Colors,
-                subject.clone(),
-                "colors",
-                "empty color list (omit `colors` for an uncolored VM)",
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        for &c in colors {
-            if u64::from(c) >= n {
-                errs.push(ConfigError::new(
-                    K::Colors,
-                    subject.clone(),
-                    "colors",
-                    format!("color {c} is outside the board's 0..{n}"),
-                ));
-            } else if !seen.insert(c) {
-                errs.push(ConfigError::new(
-                    K::Colors,
-                    subject.clone(),
-                    "colors",
-                    format!("color {c} is listed twice"),
-                ));
-            } else if let Some(other) = color_owner.get(&c) {
-                errs.push(ConfigError::new(
-                    K::Colors,
-                    subject.clone(),
-                    "colors",
-                    format!("color {c} is already {other}'s"),
-                ));
-            } else {
-                color_owner.insert(c, subject.to_string());
-            }
-        }
-    };
     for v in &inp.cfg.vms {
-        check(Subject::Vm(v.name.clone()), &v.colors, errs);
+        check_color_list(inp, Subject::Vm(v.name.clone()), "colors", &v.colors, errs);
         if v.colors.is_some() && v.memory.iter().any(|m| m.phys.is_some()) {
             errs.push(ConfigError::vm(
                 K::Colors,
@@ -363,6 +317,103 @@ fn colors(inp: &Input, errs: &mut Vec<ConfigError>) {
             ));
         }
     }
+    for c in &inp.cfg.channels {
+        check_color_list(
+            inp,
+            Subject::Channel(c.name.clone()),
+            "colors",
+            &c.colors,
+            errs,
+        );
+    }
+    check_color_list(
+        inp,
+        Subject::Config,
+        "hypervisor.colors",
+        &inp.cfg.hypervisor.colors,
+        errs,
+    );
+}
+
+/// One `colors` list: non-empty, known geometry, every color in range, none twice.
+fn check_color_list(
+    inp: &Input,
+    subject: Subject,
+    field: &str,
+    colors: &Option<Vec<u32>>,
+    errs: &mut Vec<ConfigError>,
+) {
+    let Some(colors) = colors else { return };
+    let e = |detail: String| ConfigError::new(K::Colors, subject.clone(), field, detail);
+    let Some(llc) = &inp.llc else {
+        errs.push(e(no_geometry(inp)));
+        return;
+    };
+    if colors.is_empty() {
+        errs.push(e(
+            "empty color list (omit `colors` for uncolored memory)".into()
+        ));
+    }
+    let n = llc.geometry.colors();
+    let limit = n.min(MAX_COLORS);
+    let mut seen = BTreeSet::new();
+    for &c in colors {
+        if u64::from(c) >= limit {
+            let why = if n > MAX_COLORS && u64::from(c) < n {
+                format!("color {c}: only colors 0..{MAX_COLORS} of the LLC's {n} can be used")
+            } else {
+                format!(
+                    "color {c} is outside the LLC's 0..{n} ({})",
+                    geometry_str(llc)
+                )
+            };
+            errs.push(e(why));
+        } else if !seen.insert(c) {
+            errs.push(e(format!("color {c} is listed twice")));
+        }
+    }
+}
+
+/// Most colors a descriptor mask (`u64`) holds.
+pub const MAX_COLORS: u64 = 64;
+
+/// Why colors cannot be checked: no `[llc]` override and no `[cpu.llc]` entry for the CPU.
+pub(crate) fn no_geometry(inp: &Input) -> String {
+    let models: Vec<&str> = inp
+        .board
+        .cpu
+        .iter()
+        .flat_map(|c| c.llc.keys().map(String::as_str))
+        .collect();
+    if inp.cpu.is_empty() {
+        "colors need an LLC geometry: the board has no [llc] override and names no CPU model ([cpu] default)".to_string()
+    } else if models.is_empty() {
+        format!(
+            "colors need an LLC geometry: the board has no [llc] override and no [cpu.llc] entry for CPU `{}`",
+            inp.cpu
+        )
+    } else {
+        format!(
+            "colors need an LLC geometry: the board has no [llc] override and no [cpu.llc] entry for CPU `{}` (it knows: {}; build with --cpu)",
+            inp.cpu,
+            models.join(", ")
+        )
+    }
+}
+
+/// `2 MiB 16-way, 32 colors (cortex-a57)` for messages.
+pub(crate) fn geometry_str(llc: &crate::Llc) -> String {
+    let g = &llc.geometry;
+    let src = match &llc.source {
+        crate::LlcSource::Override => "board [llc] override".to_string(),
+        crate::LlcSource::CpuModel(m) => format!("CPU `{m}`"),
+    };
+    format!(
+        "{} KiB {}-way LLC of {src}: {} colors",
+        g.size >> 10,
+        g.ways,
+        g.colors()
+    )
 }
 
 /// The ring layout of a channel's classes (crates/ring checks the geometry).
@@ -382,7 +433,7 @@ pub(crate) fn layout(c: &ChannelSpec) -> Result<tessera_ring::Layout, tessera_ri
     tessera_ring::Layout::new(&geometry)
 }
 
-/// Channels: names, ends, colors (not supported yet), IPAs, ring geometry, doorbell
+/// Channels: names, ends, colors (resolved), IPAs, ring geometry, doorbell
 /// interrupts. Resolves the valid ones into `res.channels`.
 fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
     use tessera_ring::LayoutError as L;
@@ -415,14 +466,6 @@ fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
                 s(),
                 "name",
                 "another channel has this name",
-            ));
-        }
-        if c.colors.is_some() {
-            errs.push(ConfigError::new(
-                K::NotSupported,
-                s(),
-                "colors",
-                "colored channel memory is not supported yet (remove `colors`)",
             ));
         }
         let end = |field: &str, vm: &str, errs: &mut Vec<ConfigError>| {
@@ -580,6 +623,12 @@ fn channels(inp: &Input, res: &mut Resources, errs: &mut Vec<ConfigError>) {
                 ipa_to: c.ipa_to,
                 size: u64::from(l.total_size()),
                 classes,
+                // The config's colors, else the receiver's.
+                colors: c
+                    .colors
+                    .as_deref()
+                    .or(inp.cfg.vms[to].colors.as_deref())
+                    .map_or(0, color_mask),
             });
         }
     }
