@@ -12,6 +12,7 @@ mod console;
 mod drivers;
 mod hypercall;
 mod ids;
+mod llc;
 mod mm;
 mod panic;
 mod payload;

@@ -107,3 +107,19 @@ impl TableMemory for Tables {
         unsafe { core::ptr::write_volatile((table.0 as usize as *mut u64).add(index), desc) }
     }
 }
+
+/// One zeroed 4 KiB frame for the hypervisor itself (its image when colored, its EL2 tables):
+/// of a color in `colors` (a color mask; `crate::llc::geometry()` must be known), or any frame
+/// when `colors` is 0.
+pub fn alloc_hyp_frame(colors: u64) -> Option<PhysAddr> {
+    let pa = if colors == 0 {
+        FRAMES.lock().alloc_contiguous(4096, 4096)?
+    } else {
+        let g = crate::llc::geometry();
+        FRAMES
+            .lock()
+            .alloc_colored(tessera_colors::ColorMask(colors), &g)?
+    };
+    zero(pa, 4096);
+    Some(pa)
+}

@@ -20,8 +20,9 @@ fn boot_error(args: core::fmt::Arguments) -> ! {
     arch::halt_machine(BOOT_ERROR_EXIT)
 }
 
-/// Entered (by `_start`) at EL2 on the boot core with x0 = the DTB the loader passed.
-pub extern "C" fn primary_main(dtb: u64) -> ! {
+/// Entered (by `_start`) at EL2 on the boot core, at the image's link address on the early
+/// map, with x0 = the DTB the loader passed and x1 = where the loader put the image.
+pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
     exception::install_vectors();
     crate::console::emergency_print(format_args!("\n"));
     hprintln!(
@@ -43,27 +44,33 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
             vm.name
         ));
     }
-    if let Err(e) = arch::build_el2_tables(&[BOARD.ram], BOARD.hyp_mmio) {
-        boot_error(format_args!(
-            "cannot map {:#x} in the hypervisor's own address space",
-            e.base
-        ));
-    }
-    arch::enable_el2_mmu();
 
     let dtb_size = check_machine(dtb);
-
-    unsafe extern "C" {
-        static __image_start: u8;
-        static __image_end: u8;
+    match crate::llc::init() {
+        Ok((g, crate::llc::Source::Registers { level })) => hprintln!(
+            "LLC: L{} {} KiB, {}-way, {} B lines -> {} colors of 4 KiB (CCSIDR)",
+            level,
+            g.size >> 10,
+            g.ways,
+            g.line,
+            g.page_colors()
+        ),
+        Ok((g, crate::llc::Source::BoardOverride)) => hprintln!(
+            "LLC: {} KiB, {}-way, {} B lines -> {} colors of 4 KiB (board override)",
+            g.size >> 10,
+            g.ways,
+            g.line,
+            g.page_colors()
+        ),
+        Err(e) => boot_error(format_args!("LLC: {}", e)),
     }
-    let image_start = &raw const __image_start as u64;
-    let image_end = &raw const __image_end as u64;
+
+    let (image_start, image_end) = arch::image_extent();
     let reserved = [
         BOARD.hyp_region,
         BUNDLE.region,
         PhysRange {
-            base: image_start,
+            base: load_pa,
             size: image_end - image_start,
         },
         PhysRange {
@@ -73,6 +80,29 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     ];
     if let Err(e) = mm::init_frames(BOARD.ram, &reserved) {
         boot_error(format_args!("frame allocator: {:?}", e));
+    }
+    let hyp_colors = crate::config::HYPERVISOR.colors;
+    match arch::build_and_switch(load_pa, hyp_colors) {
+        Ok(map) if map.colors != 0 => hprintln!(
+            "EL2 map: image at VA {:#x} moved into {} pages of colors {}; {} table pages",
+            image_start,
+            map.image_pages,
+            crate::llc::Colors(map.colors),
+            map.table_pages
+        ),
+        Ok(map) => hprintln!(
+            "EL2 map: image at VA {:#x}, PA {:#x} ({} pages, uncolored); {} table pages",
+            image_start,
+            load_pa,
+            map.image_pages,
+            map.table_pages
+        ),
+        Err(e) => boot_error(format_args!("{}", e)),
+    }
+    if crate::config::HYPERVISOR.verify_coloring {
+        if let Err(e) = crate::llc::verify_hypervisor() {
+            boot_error(format_args!("{}", e));
+        }
     }
     match crate::payload::init() {
         Ok(b) => hprintln!(
@@ -135,11 +165,8 @@ pub extern "C" fn primary_main(dtb: u64) -> ! {
     }
 
     for core in 1..BOARD.used_cpus {
-        let r = psci::cpu_on(
-            super::core_mpidr(CoreId(core)),
-            arch::secondary_entry_pa(),
-            core as u64,
-        );
+        let (entry, context) = arch::secondary_start(core);
+        let r = psci::cpu_on(super::core_mpidr(CoreId(core)), entry, context);
         if r != psci::ret::SUCCESS {
             boot_error(format_args!("PSCI CPU_ON of core {} failed ({})", core, r));
         }
@@ -182,7 +209,6 @@ fn selftest_el2_fault() {
 /// Entered by the secondary entry with the core index.
 pub extern "C" fn secondary_main(core: u64) -> ! {
     exception::install_vectors();
-    arch::enable_el2_mmu();
     let core = CoreId(core as usize);
     gic::init_cpu(core, super::core_mpidr(core));
     crate::vgic::init_core(core);
@@ -190,14 +216,19 @@ pub extern "C" fn secondary_main(core: u64) -> ! {
     arch::run_on_fresh_stack(crate::pcpu::run)
 }
 
-/// Entered instead of [`primary_main`] when the loader did not start us at EL2.
+/// Entered instead of [`primary_main`] when the loader did not start us at EL2. Runs with the
+/// MMU off at the physical address the image was loaded at, where the image's link addresses
+/// mean nothing: it prints with [`arch::early_puts`] only (no formatting machinery, whose
+/// tables hold link addresses) and powers off.
 pub extern "C" fn wrong_exception_level(el: u64) -> ! {
-    crate::console::emergency_print(format_args!(
-        "\n[tessera] boot error: entered at EL{}, but Tessera must start at EL2.\n\
+    let digit = [b'0' + (el as u8 & 3)];
+    arch::early_puts("\n[tessera] boot error: entered at EL");
+    arch::early_puts(core::str::from_utf8(&digit).unwrap_or("?"));
+    arch::early_puts(
+        ", but Tessera must start at EL2.\n\
          [tessera] On QEMU use `-machine virt,virtualization=on` and boot the raw Image \
          (not the ELF); on hardware check the firmware's kernel settings.\n",
-        el
-    ));
+    );
     // PSCI SYSTEM_OFF by HVC or SMC if either exists at this level (QEMU without EL2: HVC);
     // the status (70) is the boot error line above.
     #[cfg(feature = "semihosting")]

@@ -363,9 +363,23 @@ fn payload_ref(p: &PayloadRef) -> String {
     )
 }
 
-/// The text of `link.x`: the image at the board's load address, `.text.boot` first.
+/// Where the EL2 image's virtual addresses start: the image is linked at
+/// `EL2_IMAGE_VA_BASE + (load address mod 1 GiB)`, in the upper half of a 39-bit EL2 address
+/// space whose lower half is the identity map of RAM and MMIO (the "physmap"). Keeping the
+/// offset inside the GiB keeps virtual and physical addresses congruent modulo 2 MiB, so the
+/// early boot map can use 2 MiB blocks.
+pub const EL2_IMAGE_VA_BASE: u64 = 0x40_0000_0000;
+
+/// The EL2 virtual address the image is linked at for `load_address`.
+pub const fn el2_image_va(load_address: u64) -> u64 {
+    EL2_IMAGE_VA_BASE + (load_address & 0x3fff_ffff)
+}
+
+/// The text of `link.x`: the image linked at its own EL2 virtual addresses
+/// ([`el2_image_va`]), loaded at the board's load address, `.text.boot` first.
 pub fn link_x_text(s: &System) -> String {
     let load = s.board.hypervisor.load_address;
+    let va = el2_image_va(load);
     let end = load.saturating_add(s.board.hypervisor.size);
     let stacks = STACK_SIZE.saturating_mul(s.board.max_cpus as u64);
     format!(
@@ -374,11 +388,21 @@ ENTRY(_start)
 
 SECTIONS
 {{
-    . = {load:#x};
+    /* Linked at EL2 virtual addresses; loaded at {load:#x}. Until the MMU is on only
+       position-independent assembly runs (src/arch/aarch64/boot.rs). */
+    . = {va:#x};
     __image_start = .;
 
     /* The arm64 Image header and the entry point: must come first. */
     .text.boot : {{ KEEP(*(.text.boot)) }}
+    /* The secondary cores' entry: one page of its own, identity-mapped at its physical
+       address (they turn their MMU on inside it). */
+    .text.tramp : ALIGN(4096) {{
+        __tramp_start = .;
+        KEEP(*(.text.tramp))
+        . = ALIGN(4096);
+        __tramp_end = .;
+    }}
     .text : {{ *(.text .text.*) }}
 
     /* The EL2 map makes [__image_start, __rodata_start) read-only executable,
@@ -413,14 +437,17 @@ SECTIONS
     __image_end = .;
     /* For the arm64 Image header: offset of the load address from the start of RAM, and the
        size a loader must leave free (bss and stacks included). */
-    __text_offset = __image_start - {ram_base:#x};
+    __text_offset = {load:#x} - {ram_base:#x};
     __image_size = __image_end - __image_start;
 
     /DISCARD/ : {{ *(.comment) *(.note .note.*) *(.eh_frame .eh_frame_hdr) }}
 }}
 
-ASSERT(__image_end <= {end:#x}, "tessera: the image overflows board.toml's hypervisor.size")
+ASSERT(__image_size <= {end:#x} - {load:#x}, "tessera: the image overflows board.toml's hypervisor.size")
+ASSERT((__image_start >> 30) == ((__image_end - 1) >> 30), "tessera: the image crosses a 1 GiB boundary of its virtual addresses")
+ASSERT(__tramp_end - __tramp_start == 4096, "tessera: the secondary entry outgrew its page")
 ASSERT(__bss_start % 8 == 0 && __bss_end % 8 == 0, "tessera: bss not 8-byte aligned")
+ASSERT(({load:#x} % 0x200000) == 0, "tessera: board.toml hypervisor.load_address must be 2 MiB aligned (the early EL2 map uses 2 MiB blocks)")
 "#,
         board = s.board.name,
         ram_base = s.board.ram.base,

@@ -88,8 +88,10 @@ pub enum ErrorKind {
     Tasks,
     /// The schedulability analysis rejects a core's servers or a VM's tasks.
     Unschedulable,
-    /// An LLC color problem.
+    /// An LLC color problem (range, geometry, sharing with an isolated VM, a DMA device).
     Colors,
+    /// Not enough free pages of a color for what uses it.
+    ColorsExhausted,
     /// A channel problem (unknown end, too few ends, ...).
     Channel,
     /// The generated guest DTB is invalid or too large.

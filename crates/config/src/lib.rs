@@ -43,6 +43,8 @@ pub mod desc;
 #[cfg(feature = "std")]
 pub mod codegen;
 #[cfg(feature = "std")]
+pub mod coloring;
+#[cfg(feature = "std")]
 pub mod dtb;
 #[cfg(feature = "std")]
 mod error;

@@ -5,7 +5,8 @@ use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use crate::desc::{FaultPolicy, GicVersion, ResetPolicy, SchedPolicy};
+use crate::codegen;
+use crate::desc::{ColorList, FaultPolicy, GicVersion, ResetPolicy, SchedPolicy};
 use crate::sched::{kind_str, policy_str, CorePolicy, Supply};
 use crate::{ImageState, LlcSource, System};
 
@@ -66,10 +67,35 @@ impl Report {
             None if s.cpu.is_empty() => {
                 t += "LLC: unknown (no [llc] override, no CPU model): no coloring\n"
             }
-            None => t += &format!(
+            None => {
+                t += &format!(
                 "LLC: unknown for CPU `{}` (no [llc] override or [cpu.llc] entry): no coloring\n",
                 s.cpu
-            ),
+            )
+            }
+        }
+        if s.clusters.len() > 1 {
+            let cl: Vec<String> = s
+                .clusters
+                .iter()
+                .enumerate()
+                .map(|(k, c)| format!("{k}: cores {c:?}"))
+                .collect();
+            t += &format!("LLC clusters: {}\n", cl.join("; "));
+        }
+        let h = &s.hypervisor;
+        if h.colors != 0 || h.verify_coloring {
+            let colors = if h.colors == 0 {
+                "uncolored".to_string()
+            } else {
+                format!("colors {}", ColorList(h.colors))
+            };
+            let verify = if h.verify_coloring {
+                ", coloring verified at boot"
+            } else {
+                ""
+            };
+            t += &format!("hypervisor memory: {colors}{verify}\n");
         }
         t += &format!("config {}: {} VM(s)\n", s.config_name, s.vms.len());
         for vm in &s.vms {
@@ -91,7 +117,11 @@ impl Report {
                 );
             }
             if let Some(c) = &vm.colors {
-                t += &format!("  colors    {c:?}\n");
+                let iso = if vm.isolated { "isolated" } else { "shared" };
+                t += &format!(
+                    "  colors    {} ({iso}; RAM and stage-2 tables 4 KiB at a time)\n",
+                    ColorList(codegen::color_mask(c))
+                );
             }
             t += &format!("  vuart     ipa {:#x}, INTID 33\n", vm.vuart_ipa);
             for d in &vm.devices {
@@ -192,8 +222,13 @@ impl Report {
         if !s.channels.is_empty() {
             t += "\nchannels (one direction each; class 0 lowest)\n";
             for (i, c) in s.channels.iter().enumerate() {
+                let colors = if c.colors == 0 {
+                    String::new()
+                } else {
+                    format!(", colors {}", ColorList(c.colors))
+                };
                 t += &format!(
-                    "  #{i} {}: {} -> {} ({:#x} bytes at IPA {:#x} / {:#x})\n",
+                    "  #{i} {}: {} -> {} ({:#x} bytes at IPA {:#x} / {:#x}{colors})\n",
                     c.name,
                     s.vms[c.from_vm].name,
                     s.vms[c.to_vm].name,
@@ -215,6 +250,31 @@ impl Report {
                         cl.vcpu
                     );
                 }
+            }
+        }
+        if !s.color_pages.is_empty() {
+            t += "\npages per color (free / needed; uncolored demand spread over all colors)\n";
+            let mut k = 0;
+            let cp = &s.color_pages;
+            while k < cp.len() {
+                let mut j = k;
+                while j + 1 < cp.len()
+                    && (cp[j + 1].free, cp[j + 1].needed) == (cp[k].free, cp[k].needed)
+                {
+                    j += 1;
+                }
+                let which = if j == k {
+                    format!("color {}", cp[k].color)
+                } else {
+                    format!("colors {}-{}", cp[k].color, cp[j].color)
+                };
+                t += &format!(
+                    "  {which:<14} {} / {} pages{}\n",
+                    cp[k].free,
+                    cp[k].needed,
+                    if j > k { " each" } else { "" }
+                );
+                k = j + 1;
             }
         }
         for w in &s.warnings {

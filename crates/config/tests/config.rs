@@ -156,6 +156,8 @@ fn error_kinds_are_typed() {
     assert!(kind("pcpu-twice.toml").contains(&ErrorKind::PcpuTwice));
     assert!(kind("image-missing.toml").contains(&ErrorKind::MissingImage));
     assert!(kind("ram-demand.toml").contains(&ErrorKind::RamDemand));
+    assert!(kind("colors-exhausted.toml").contains(&ErrorKind::ColorsExhausted));
+    assert!(kind("colors-isolated.toml").contains(&ErrorKind::Colors));
 }
 
 #[test]
@@ -406,6 +408,37 @@ fn shipped_configs_validate() {
         );
     }
     for f in files {
+        // A config that must not build (a build-error scenario) says how, as bad fixtures do
+        // (`# expect: <error text>`); `*-exhausted` configs must fail for lack of colored pages.
+        let text = fs::read_to_string(&f).unwrap();
+        let expects: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        let exhausted = f
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-exhausted");
+        if exhausted || !expects.is_empty() {
+            let errs = load(&f).expect_err(&format!("{} must not validate", f.display()));
+            let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            for e in &expects {
+                assert!(
+                    lines.iter().any(|l| l.contains(e)),
+                    "{}: no error containing {e:?} in {lines:#?}",
+                    f.display()
+                );
+            }
+            if exhausted {
+                assert!(
+                    errs.iter().any(|e| e.kind == ErrorKind::ColorsExhausted),
+                    "{}: {lines:#?}",
+                    f.display()
+                );
+            }
+            continue;
+        }
         for gic in [2, 3] {
             let mut o = opts(&f);
             o.gic = Some(gic);

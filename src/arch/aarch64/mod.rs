@@ -14,9 +14,9 @@ pub mod regs;
 pub mod semihosting;
 pub mod vcpu;
 
-pub use boot::secondary_entry_pa;
+pub use boot::early_puts;
 pub use exception::{enter_guest, run_on_fresh_stack, TrapFrame};
-pub use mmu::{build_el2_tables, enable_el2_mmu};
+pub use mmu::{build_and_switch, for_each_own_page, image_extent, secondary_start};
 
 use aarch64_cpu::asm;
 

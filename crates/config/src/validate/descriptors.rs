@@ -24,7 +24,7 @@ use crate::{
 /// Room the hypervisor's own code, data and bss need in its region, besides the per-core
 /// stacks (a generous bound; the linker script asserts
 /// the real end).
-const HYP_CODE_ALLOWANCE: u64 = 8 << 20;
+pub(super) const HYP_CODE_ALLOWANCE: u64 = 8 << 20;
 
 /// The resolved VMs and what the build script must watch.
 #[derive(Debug, Default)]

@@ -1,6 +1,6 @@
 //! Loading, validation and resolution: board.toml + config → [`System`], or every problem.
 //!
-//! [`load`] runs four passes, each a module with a plain input and output:
+//! [`load`] runs six passes, each a module with a plain input and output:
 //!
 //! 1. [`input`] (schema): read and parse both files, check board.toml's own facts, pick the
 //!    GIC → [`input::Input`]. A failure here stops the load (nothing later is reliable).
@@ -11,10 +11,13 @@
 //! 4. [`descriptors`]: guest images, DTBs, the hypervisor region's room → the resolved VMs.
 //! 5. [`payloads`]: the VMs' images and DTBs into the payload bundle, and the RAM it is
 //!    loaded into → [`crate::Payloads`].
+//! 6. [`coloring`]: LLC colors against clusters (isolation), DMA devices and the per-color
+//!    page supply → warnings and each color's budget.
 //!
 //! Passes 2–5 push every problem they find into one list and keep going, so one run reports
 //! all of them; [`load`] fails when the list is not empty.
 
+mod coloring;
 mod descriptors;
 mod input;
 mod payloads;
@@ -50,6 +53,7 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
     let sched = scheduling::run(&inp, &res, &mut errs);
     let out = descriptors::run(opts, &inp, &res, &sched, &mut errs);
     let payloads = payloads::run(&inp, &out.vms, &mut errs);
+    let colored = coloring::run(&inp, &res, payloads.region, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -94,12 +98,12 @@ pub fn load(opts: &Options) -> Result<System, Vec<ConfigError>> {
         used_cpus,
         inputs: out.inputs,
         env_vars: out.env_vars,
-        warnings: out.warnings,
+        warnings: out.warnings.into_iter().chain(colored.warnings).collect(),
         cpu,
         llc,
         clusters,
         hypervisor,
-        color_pages: Vec::new(),
+        color_pages: colored.color_pages,
     })
 }
 
