@@ -206,7 +206,8 @@ fn good_fixtures_build() {
             "__data_start",
             "ENTRY(_start)",
             "KEEP(*(.text.boot))",
-            ". = 0x40200000;",
+            ". = 0x4000200000;",
+            "__text_offset = 0x40200000 - 0x40000000;",
         ] {
             assert!(lx.contains(sym), "link.x lacks {sym}");
         }
