@@ -25,6 +25,7 @@
 //! // Full control (GIC version, image overrides, missing-image policy):
 //! let mut opts = Options::new(&root, "qemu-virt", "default");   // config: name or path
 //! opts.gic = Some(2);
+//! opts.cpu = Some("cortex-a53".into());   // the LLC geometry colors are checked against
 //! opts.missing_images = MissingImages::ReportUnbuilt;
 //! let system = tessera_config::load(&opts)?;                     // Result<System, Vec<ConfigError>>
 //! let report = tessera_config::Report::new(&system);
