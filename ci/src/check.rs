@@ -36,6 +36,7 @@ pub fn cmd_check_config(
     config: &Path,
     board: Option<&str>,
     gic: Option<u8>,
+    cpu: Option<&str>,
 ) -> Result<i32> {
     let config: PathBuf = if config.is_absolute() {
         config.to_path_buf()
@@ -55,7 +56,7 @@ pub fn cmd_check_config(
         })?,
     };
     let board_dir = images::board_dir(paths, &board)?;
-    match validate(paths, &board_dir, &config, gic)? {
+    match validate(paths, &board_dir, &config, gic, cpu)? {
         Checked::Report(r) => {
             print!("{r}");
             if !r.ends_with('\n') {
@@ -80,12 +81,14 @@ pub fn cmd_check_config(
 
 /// The one place that calls `tessera_config` (adapter: rewire here when its API changes).
 /// Images not built yet are fine when their guest crate exists (the report says so);
-/// `TESSERA_IMAGE_<VM>` overrides in the environment apply.
+/// `TESSERA_IMAGE_<VM>` overrides in the environment apply. `cpu`: the CPU model (`None`:
+/// the board's default).
 pub fn validate(
     paths: &Paths,
     board_dir: &Path,
     config: &Path,
     gic: Option<u8>,
+    cpu: Option<&str>,
 ) -> Result<Checked> {
     let board = board_dir
         .file_name()
@@ -95,6 +98,7 @@ pub fn validate(
     opts.board_dir = board_dir.to_path_buf();
     opts.config = config.to_path_buf();
     opts.gic = gic;
+    opts.cpu = cpu.map(str::to_string);
     opts.guest_dir = paths.guest_dir();
     opts.missing_images = tessera_config::MissingImages::ReportUnbuilt;
     Ok(match tessera_config::check_with(&opts) {
@@ -115,6 +119,7 @@ pub fn load_for_build(
     opts.board_dir = board_dir;
     opts.config = hb.config_path.clone();
     opts.gic = Some(hb.gic);
+    opts.cpu = hb.effective_cpu().map(str::to_string);
     opts.guest_dir = paths.guest_dir();
     opts.read_image_env = false;
     opts.image_overrides = hb.overrides.iter().cloned().collect();

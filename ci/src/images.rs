@@ -45,6 +45,12 @@ pub struct HypervisorBuild {
     pub log: Option<String>,
     /// Appended to the image file name (tests with guest overrides use it).
     pub suffix: Option<String>,
+    /// The CPU model the image is built for (`TESSERA_CPU`: the config crate validates colors
+    /// against the LLC this model reports, and the image refuses to boot on another LLC); the
+    /// QEMU `-cpu` it is meant to run on. `None`: the board's `[cpu] default`.
+    pub cpu: Option<String>,
+    /// board.toml's `[cpu] default` (`None`: the board names none).
+    pub board_cpu: Option<String>,
 }
 
 /// A built Tessera image.
@@ -70,6 +76,7 @@ impl HypervisorBuild {
             Some(g) => g,
             None => board_default_gic(&board_dir)?,
         };
+        let board_cpu = board_default_cpu(&board_dir)?;
         Ok(HypervisorBuild {
             board: board.to_string(),
             config,
@@ -83,19 +90,50 @@ impl HypervisorBuild {
             features: Vec::new(),
             log: None,
             suffix,
+            cpu: None,
+            board_cpu,
         })
     }
 
-    /// `<board>-<config>-gic<N>[+feature]...[suffix]`
+    /// Builds for CPU model `cpu` (QEMU's `-cpu`) instead of the board's default.
+    pub fn set_cpu(&mut self, cpu: &str) {
+        self.cpu = Some(cpu.to_string());
+    }
+
+    /// The CPU model the image is built for: the one asked for, else the board's default.
+    pub fn effective_cpu(&self) -> Option<&str> {
+        self.cpu.as_deref().or(self.board_cpu.as_deref())
+    }
+
+    /// The CPU model when it is not the board's default (it then names the image).
+    fn cpu_if_not_default(&self) -> Option<&str> {
+        self.cpu
+            .as_deref()
+            .filter(|c| Some(*c) != self.board_cpu.as_deref())
+    }
+
+    /// `<board>-<config>-gic<N>[-<cpu>][+feature]...[suffix]` (`-<cpu>` when the CPU model is
+    /// not the board's default: images for two models never share a file).
     pub fn image_stem(&self) -> String {
         let features: String = self.features.iter().map(|f| format!("+{f}")).collect();
+        let cpu = self
+            .cpu_if_not_default()
+            .map(|c| format!("-{c}"))
+            .unwrap_or_default();
         format!(
-            "{}-{}-gic{}{features}{}",
+            "{}-{}-gic{}{cpu}{features}{}",
             self.board,
             self.config_name,
             self.gic,
             self.suffix.as_deref().unwrap_or("")
         )
+    }
+
+    /// `, CPU <model>` for messages when the CPU model is not the board's default.
+    fn describe_cpu(&self) -> String {
+        self.cpu_if_not_default()
+            .map(|c| format!(", CPU {c}"))
+            .unwrap_or_default()
     }
 
     /// The value of cargo's `--features` (empty: none).
@@ -201,6 +239,18 @@ pub fn board_default_gic(board_dir: &Path) -> Result<u8> {
     match n {
         2 | 3 => Ok(n as u8),
         _ => bail!("{}: gic.default = {v} is not 2 or 3", file.display()),
+    }
+}
+
+/// `cpu.default` of board.toml: the CPU model images are built for unless told otherwise
+/// (`None`: the board names none).
+pub fn board_default_cpu(board_dir: &Path) -> Result<Option<String>> {
+    let file = board_dir.join("board.toml");
+    let board = util::read_toml(&file)?;
+    match board.get("cpu").and_then(|c| c.get("default")) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => bail!("{}: cpu.default = {v} is not a string", file.display()),
     }
 }
 
@@ -399,8 +449,32 @@ impl<'a> Builder<'a> {
     }
 
     /// Builds the guests `hb`'s config names, then the hypervisor, and objcopies it to
-    /// target/tessera/<board>-<config>-gic<N>.bin.
+    /// target/tessera/<image stem>.bin. The config's problems are printed before the error.
     pub fn build_hypervisor(&mut self, hb: &HypervisorBuild) -> Result<BuiltImage> {
+        match self.build(hb, false)? {
+            Ok(built) => Ok(built),
+            // Not reached: without capture, failures are errors.
+            Err(lines) => bail!("the build failed: {}", lines.join("; ")),
+        }
+    }
+
+    /// As [`Builder::build_hypervisor`], for a build that is expected to fail: `Ok(Err(lines))`
+    /// when the config has problems (one line each) or the image's cargo build fails (its
+    /// output, captured); `Err` when something else fails (a guest does not build, ...).
+    pub fn try_build_hypervisor(
+        &mut self,
+        hb: &HypervisorBuild,
+    ) -> Result<std::result::Result<BuiltImage, Vec<String>>> {
+        self.build(hb, true)
+    }
+
+    /// The build; `capture`: return the config's problems and a failed cargo build's output
+    /// instead of printing them and failing.
+    fn build(
+        &mut self,
+        hb: &HypervisorBuild,
+        capture: bool,
+    ) -> Result<std::result::Result<BuiltImage, Vec<String>>> {
         let paths = self.paths;
         let mut guest_elfs = Vec::new();
         for g in guests_named_by_config(paths, &hb.config_path)? {
@@ -417,102 +491,58 @@ impl<'a> Builder<'a> {
         }
         std::fs::create_dir_all(paths.guest_dir())
             .with_context(|| format!("cannot create {}", paths.guest_dir().display()))?;
-        let system = crate::check::load_for_build(paths, hb)?;
-        if let Err(problems) = &system {
-            for p in problems {
-                println!("{p}");
+        let system = match crate::check::load_for_build(paths, hb)? {
+            Ok(system) => system,
+            Err(problems) if capture => return Ok(Err(problems)),
+            Err(problems) => {
+                for p in &problems {
+                    println!("{p}");
+                }
+                bail!("{}", problems_message(paths, hb, problems.len()));
             }
-            let config = util::display_rel(paths, &hb.config_path);
-            // check-config takes the overrides from the environment.
-            let env: String = hb
-                .overrides
-                .iter()
-                .map(|(vm, image)| {
-                    format!(
-                        "{}={} ",
-                        tessera_config::image_env_var(vm),
-                        util::display_rel(paths, image)
-                    )
-                })
-                .collect();
-            let with: Vec<String> = hb
-                .overrides
-                .iter()
-                .map(|(vm, image)| format!("--guest {vm}={}", util::display_rel(paths, image)))
-                .collect();
-            let with = if with.is_empty() {
-                String::new()
-            } else {
-                format!(" with {}", with.join(" "))
-            };
-            bail!(
-                "config {config}{with} has {} problem(s) (listed above) for board {} with GICv{}; \
-                 fix them (`{env}cargo xtask check-config {config} --board {} --gic {}` checks \
-                 without building)",
-                problems.len(),
-                hb.board,
-                hb.gic,
-                hb.board,
-                hb.gic
-            );
-        }
-        let Ok(system) = system else {
-            unreachable!("problems were reported above")
         };
         let features = hb.cargo_features();
         println!(
-            "xtask: building tessera for board {}, config {}, GICv{}{} ...",
+            "xtask: building tessera for board {}, config {}, GICv{}{}{} ...",
             hb.board,
             hb.config_name,
             hb.gic,
+            hb.describe_cpu(),
             if features.is_empty() {
                 String::new()
             } else {
                 format!(" ({features})")
             }
         );
-        let mut cmd = util::cargo_for_target(paths, "build", HYP_TARGET);
-        cmd.args(["--release", "-p", "tessera"]);
-        if !features.is_empty() {
-            cmd.args(["--features", &features]);
-        }
-        // Only the overrides of this build: never a stale TESSERA_* from the caller.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("TESSERA_") {
-                cmd.env_remove(&k);
-            }
-        }
-        match &hb.log {
-            Some(level) => {
-                cmd.env("DEFMT_LOG", level);
-            }
-            None => {
-                cmd.env_remove("DEFMT_LOG");
-            }
-        }
-        cmd.env("TESSERA_BOARD", &hb.board)
-            .env("TESSERA_CONFIG", &hb.config)
-            .env("TESSERA_GIC", hb.gic.to_string())
-            .env("TESSERA_GUEST_DIR", paths.guest_dir());
+        let mut cmd = tessera_cargo(paths, hb);
         for (vm, image) in &hb.overrides {
             println!("xtask: VM {vm} uses {}", image.display());
-            cmd.env(tessera_config::image_env_var(vm), image);
         }
         for (vm, initrd) in &hb.initrds {
             println!("xtask: VM {vm} gets initramfs {}", initrd.display());
-            cmd.env(tessera_config::initrd_env_var(vm), initrd);
         }
         for (vm, args) in &hb.cmdlines {
             println!("xtask: VM {vm} gets command line {args:?}");
-            cmd.env(tessera_config::bootargs_env_var(vm), args);
         }
-        util::run(
-            &mut cmd,
-            &format!(
-                "building tessera (board {}, config {}, GICv{})",
-                hb.board, hb.config_name, hb.gic
-            ),
-        )?;
+        let what = format!(
+            "building tessera (board {}, config {}, GICv{}{})",
+            hb.board,
+            hb.config_name,
+            hb.gic,
+            hb.describe_cpu()
+        );
+        if capture {
+            let out = cmd
+                .output()
+                .with_context(|| format!("{what}: could not start cargo"))?;
+            if !out.status.success() {
+                let text = String::from_utf8_lossy(&out.stderr).into_owned()
+                    + &String::from_utf8_lossy(&out.stdout);
+                return Ok(Err(text.lines().map(str::to_string).collect()));
+            }
+        } else {
+            util::run(&mut cmd, &what)?;
+        }
         let elf = paths
             .target
             .join(HYP_TARGET)
@@ -543,12 +573,94 @@ impl<'a> Builder<'a> {
             system.vms.len(),
             p.region.base
         );
-        Ok(BuiltImage {
+        Ok(Ok(BuiltImage {
             image,
             elf,
             guest_elfs,
-        })
+        }))
     }
+}
+
+/// The error of a build whose config has `n` problems (printed above it): how to check again.
+fn problems_message(paths: &Paths, hb: &HypervisorBuild, n: usize) -> String {
+    let config = util::display_rel(paths, &hb.config_path);
+    // check-config takes the overrides from the environment.
+    let env: String = hb
+        .overrides
+        .iter()
+        .map(|(vm, image)| {
+            format!(
+                "{}={} ",
+                tessera_config::image_env_var(vm),
+                util::display_rel(paths, image)
+            )
+        })
+        .collect();
+    let with: Vec<String> = hb
+        .overrides
+        .iter()
+        .map(|(vm, image)| format!("--guest {vm}={}", util::display_rel(paths, image)))
+        .collect();
+    let with = if with.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", with.join(" "))
+    };
+    let cpu = hb
+        .cpu_if_not_default()
+        .map(|c| format!(" --cpu {c}"))
+        .unwrap_or_default();
+    format!(
+        "config {config}{with} has {n} problem(s) (listed above) for board {} with GICv{}{}; \
+         fix them (`{env}cargo xtask check-config {config} --board {} --gic {}{cpu}` checks \
+         without building)",
+        hb.board,
+        hb.gic,
+        hb.describe_cpu(),
+        hb.board,
+        hb.gic
+    )
+}
+
+/// `cargo build` of the EL2 image for `hb`, with exactly its `TESSERA_*` environment.
+pub fn tessera_cargo(paths: &Paths, hb: &HypervisorBuild) -> std::process::Command {
+    let features = hb.cargo_features();
+    let mut cmd = util::cargo_for_target(paths, "build", HYP_TARGET);
+    cmd.args(["--release", "-p", "tessera"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features]);
+    }
+    // Only the overrides of this build: never a stale TESSERA_* from the caller.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("TESSERA_") {
+            cmd.env_remove(&k);
+        }
+    }
+    match &hb.log {
+        Some(level) => {
+            cmd.env("DEFMT_LOG", level);
+        }
+        None => {
+            cmd.env_remove("DEFMT_LOG");
+        }
+    }
+    cmd.env("TESSERA_BOARD", &hb.board)
+        .env("TESSERA_CONFIG", &hb.config)
+        .env("TESSERA_GIC", hb.gic.to_string())
+        .env("TESSERA_GUEST_DIR", paths.guest_dir());
+    if let Some(cpu) = hb.effective_cpu() {
+        cmd.env("TESSERA_CPU", cpu);
+    }
+    for (vm, image) in &hb.overrides {
+        cmd.env(tessera_config::image_env_var(vm), image);
+    }
+    for (vm, initrd) in &hb.initrds {
+        cmd.env(tessera_config::initrd_env_var(vm), initrd);
+    }
+    for (vm, args) in &hb.cmdlines {
+        cmd.env(tessera_config::bootargs_env_var(vm), args);
+    }
+    cmd
 }
 
 #[cfg(test)]

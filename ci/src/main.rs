@@ -99,10 +99,17 @@ struct ImageArgs {
     cmdlines: Vec<String>,
 }
 
+/// QEMU CPU models xtask knows (`-cpu`; board.toml `[cpu.llc]` gives each one's LLC).
+const CPU_MODELS: [&str; 4] = ["cortex-a53", "cortex-a57", "cortex-a72", "max"];
+
 #[derive(Args)]
 struct BuildArgs {
     #[command(flatten)]
     image: ImageArgs,
+    /// CPU model the image is for (QEMU -cpu; its LLC decides the colors); default: the
+    /// board's `[cpu] default`.
+    #[arg(long, value_parser = CPU_MODELS)]
+    cpu: Option<String>,
     /// Also report the final status through Arm semihosting SYS_EXIT (QEMU -semihosting).
     /// Off by default: every build ends with PSCI SYSTEM_OFF, as on hardware.
     #[arg(long)]
@@ -115,8 +122,8 @@ struct BuildArgs {
 /// The QEMU machine of `run` and `soak`.
 #[derive(Args)]
 struct MachineArgs {
-    /// QEMU CPU model.
-    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    /// QEMU CPU model (the image is built for it).
+    #[arg(long, default_value = "cortex-a72", value_parser = CPU_MODELS)]
     cpu: String,
     /// Number of physical cores QEMU models.
     #[arg(long, default_value_t = 4)]
@@ -178,6 +185,9 @@ struct CheckConfigArgs {
     /// GIC version to check against (default: the board's `gic.default`).
     #[arg(long, value_parser = clap::value_parser!(u8).range(2..=3))]
     gic: Option<u8>,
+    /// CPU model whose LLC colors are checked against (default: the board's `[cpu] default`).
+    #[arg(long, value_parser = CPU_MODELS)]
+    cpu: Option<String>,
 }
 
 #[derive(Args)]
@@ -246,8 +256,8 @@ struct TraceArgs {
     /// four of the longest period, at most 50 ms).
     #[arg(long, value_name = "US")]
     span_us: Option<u64>,
-    /// QEMU CPU model.
-    #[arg(long, default_value = "cortex-a72", value_parser = ["cortex-a53", "cortex-a72", "max"])]
+    /// QEMU CPU model (the image is built for it).
+    #[arg(long, default_value = "cortex-a72", value_parser = CPU_MODELS)]
     cpu: String,
     /// Number of physical cores QEMU models (default: the cores the config uses).
     #[arg(long)]
@@ -287,14 +297,26 @@ fn real_main(cli: Cli) -> Result<i32> {
             let _ = args.release; // always a release build
             setup::ensure(&paths)?;
             let mut builder = Builder::new(&paths);
-            let hb = hypervisor_build(&paths, &mut builder, &args.image, args.semihosting)?;
+            let hb = hypervisor_build(
+                &paths,
+                &mut builder,
+                &args.image,
+                args.semihosting,
+                args.cpu.as_deref(),
+            )?;
             builder.build_hypervisor(&hb)?;
             Ok(0)
         }
         Command::Run(args) => cmd_run(&paths, args),
         Command::CheckConfig(args) => {
             setup::ensure(&paths)?;
-            check::cmd_check_config(&paths, &args.config, args.board.as_deref(), args.gic)
+            check::cmd_check_config(
+                &paths,
+                &args.config,
+                args.board.as_deref(),
+                args.gic,
+                args.cpu.as_deref(),
+            )
         }
         Command::Test(args) => {
             setup::ensure(&paths)?;
@@ -336,12 +358,13 @@ fn real_main(cli: Cli) -> Result<i32> {
 }
 
 /// Turns the command-line image options into a build description (building guest overrides
-/// that name guests of this repository).
+/// that name guests of this repository) for CPU model `cpu` (`None`: the board's default).
 fn hypervisor_build(
     paths: &Paths,
     builder: &mut Builder,
     a: &ImageArgs,
     semihosting: bool,
+    cpu: Option<&str>,
 ) -> Result<HypervisorBuild> {
     let vm_value = |flag: &str, g: &str, example: &str| -> Result<(String, String)> {
         let (vm, value) = g
@@ -370,6 +393,9 @@ fn hypervisor_build(
         semihosting,
         None,
     )?;
+    if let Some(cpu) = cpu {
+        hb.set_cpu(cpu);
+    }
     for g in &a.initrds {
         let (vm, path) = vm_value("initrd", g, "linux=/path/to/initrd.cpio")?;
         let p = std::path::Path::new(&path);
@@ -433,7 +459,7 @@ fn cmd_soak(paths: &Paths, args: SoakArgs) -> Result<i32> {
     if image.config == "default" {
         image.config = "linux".into();
     }
-    let hb = hypervisor_build(paths, &mut builder, &image, false)?;
+    let hb = hypervisor_build(paths, &mut builder, &image, false, Some(&args.machine.cpu))?;
     let built = builder.build_hypervisor(&hb)?;
     let spec = qemu::QemuSpec {
         kernel: built.image,
@@ -460,7 +486,13 @@ fn cmd_run(paths: &Paths, args: RunArgs) -> Result<i32> {
              and run host commands (SYS_SYSTEM). Use it only with guests you trust."
         );
     }
-    let mut hb = hypervisor_build(paths, &mut builder, &args.image, args.semihosting)?;
+    let mut hb = hypervisor_build(
+        paths,
+        &mut builder,
+        &args.image,
+        args.semihosting,
+        Some(&args.machine.cpu),
+    )?;
     hb.log = args.log.clone();
     if args.log.is_some() {
         hb.features.push("defmt-uart".into());
@@ -569,7 +601,7 @@ fn cmd_trace(paths: &Paths, args: TraceArgs) -> Result<i32> {
     }
     setup::ensure(paths)?;
     let mut builder = Builder::new(paths);
-    let hb = hypervisor_build(paths, &mut builder, &args.image, false)?;
+    let hb = hypervisor_build(paths, &mut builder, &args.image, false, Some(&args.cpu))?;
     let built = builder.build_hypervisor(&hb)?;
     let name = format!("{}-gic{}", hb.config_name, hb.gic);
     let smp = match args.smp {

@@ -5,7 +5,10 @@
 //! board = "qemu-virt"        # default qemu-virt
 //! config = "default"         # name under boards/<board>/configs, or a path
 //! gic = 3                    # default: the board's gic.default
-//! cpu = "cortex-a72"         # default cortex-a72
+//! cpu = "cortex-a72"         # QEMU -cpu, and the CPU model the image is built for
+//!                            # (TESSERA_CPU: its LLC decides the colors); default cortex-a72
+//! build_cpu = "cortex-a53"   # build the image for this CPU model instead of `cpu` (an image
+//!                            # run on a CPU it was not built for); Tessera scenarios only
 //! smp = 4                    # default 4
 //! memory = "2G"              # QEMU -m; an integer means MiB; default 2G
 //! timeout = 120              # seconds, default 120
@@ -30,6 +33,10 @@
 //!                            # QEMU's stdin (the serial console); in order, each entry once
 //! host_untouched = ['/tmp/x-*']  # host paths the run must not create or modify; a `*` at the
 //!                            # end of the file name matches any suffix
+//! expect_build_error = ['regex', ...]
+//!                            # the image must NOT build: the config's problems (or the failed
+//!                            # cargo build's output) must have a line matching each regex;
+//!                            # nothing runs (no expect, order, input); Tessera scenarios only
 //! ```
 //!
 //! **The run's status.** Tessera scenarios run without semihosting (unless `features` has it),
@@ -76,6 +83,9 @@ pub struct Scenario {
     pub gic: Option<u8>,
     #[serde(default = "default_cpu")]
     pub cpu: String,
+    /// The CPU model the image is built for when it is not `cpu`.
+    #[serde(default)]
+    pub build_cpu: Option<String>,
     #[serde(default = "default_smp")]
     pub smp: u32,
     #[serde(default)]
@@ -113,6 +123,9 @@ pub struct Scenario {
     /// What QEMU gets of the image's payload bundle (tests of the hypervisor's checks).
     #[serde(default)]
     pub payloads: PayloadMode,
+    /// The build must fail with lines matching these (a scenario without a QEMU run).
+    #[serde(default)]
+    pub expect_build_error: Vec<String>,
 }
 
 /// `payloads = ...` of a scenario.
@@ -152,6 +165,16 @@ impl Scenario {
             Some(Memory::MiB(m)) => format!("{m}M"),
             Some(Memory::Text(t)) => t.clone(),
         }
+    }
+
+    /// The CPU model the image is built for: `build_cpu`, else `cpu`.
+    pub fn image_cpu(&self) -> &str {
+        self.build_cpu.as_deref().unwrap_or(&self.cpu)
+    }
+
+    /// Whether the scenario is a build that must fail (no QEMU run).
+    pub fn expects_build_error(&self) -> bool {
+        !self.expect_build_error.is_empty()
     }
 
     /// QEMU's `gic-version` for an image built for GICv`image_gic`.
@@ -194,6 +217,8 @@ pub struct Compiled {
     pub order: Vec<Regex>,
     /// `input`, compiled: (after, the bytes to send).
     pub input: Vec<(Regex, Vec<u8>)>,
+    /// `expect_build_error`, compiled.
+    pub build_error: Vec<Regex>,
 }
 
 /// `send` with the escapes `\n`, `\r`, `\t`, `\\` and `\xHH` decoded.
@@ -285,6 +310,28 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
             );
         }
     }
+    if scenario.bare && scenario.build_cpu.is_some() {
+        bail!(
+            "{}: `build_cpu` is of the Tessera build; a bare scenario has none",
+            file.display()
+        );
+    }
+    if scenario.expects_build_error() {
+        let runs = [
+            ("bare", scenario.bare),
+            ("expect", !scenario.expect.is_empty()),
+            ("order", !scenario.order.is_empty()),
+            ("input", !scenario.input.is_empty()),
+            ("host_untouched", !scenario.host_untouched.is_empty()),
+        ];
+        if let Some((field, _)) = runs.iter().find(|(_, set)| *set) {
+            bail!(
+                "{}: a scenario with `expect_build_error` builds nothing to run; `{field}` \
+                 does not apply",
+                file.display()
+            );
+        }
+    }
     if scenario.bare && !scenario.features.is_empty() {
         bail!(
             "{}: `features` are of the Tessera build; a bare scenario has none",
@@ -333,6 +380,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Compiled> {
         expect: compile_all(file, "expect", &scenario.expect)?,
         forbid: compile_all(file, "forbid", &forbid)?,
         order: compile_all(file, "order", &scenario.order)?,
+        build_error: compile_all(file, "expect_build_error", &scenario.expect_build_error)?,
         input,
         scenario,
     })
@@ -464,6 +512,30 @@ pub fn judge(c: &Compiled, outcome: Outcome, log: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// What is wrong with a scenario that expects a build error, given the build's result:
+/// `Ok(())` (it built) or its error lines (empty: it passed).
+pub fn judge_build(c: &Compiled, result: std::result::Result<(), &[String]>) -> Vec<String> {
+    let lines = match result {
+        Ok(()) => {
+            return vec!["the image built, but the scenario expects a build error".to_string()]
+        }
+        Err(lines) => lines,
+    };
+    c.build_error
+        .iter()
+        .filter(|re| !lines.iter().any(|l| re.is_match(l)))
+        .map(|re| {
+            let first = lines.iter().find(|l| !l.trim().is_empty());
+            format!(
+                "build error: no line matches /{re}/ (the build failed with {} line(s); first: \
+                 {:?})",
+                lines.len(),
+                first.map_or("", String::as_str)
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -662,6 +734,49 @@ input = [
         let none = vec![format!("{}/nothing-*", dir.display())];
         assert!(touched_host_files(&none, earlier).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn build_error_scenarios() {
+        let c = sc("name='x'\nexpect_build_error=['not enough .* color 3', 'needs \\d+']");
+        assert!(c.scenario.expects_build_error());
+        assert!(!sc("name='x'").scenario.expects_build_error());
+        let out: Vec<String> = [
+            "error: vm big: not enough pages of color 3",
+            "it needs 65536",
+        ]
+        .map(String::from)
+        .into();
+        assert!(judge_build(&c, Err(&out)).is_empty());
+        let p = judge_build(&c, Err(&out[..1]));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("needs"), "{p:?}");
+        let p = judge_build(&c, Ok(()));
+        assert!(p[0].contains("built"), "{p:?}");
+        for bad in [
+            "expect=['a']",
+            "order=['a']",
+            "input=[{ after = 'a', send = 'b' }]",
+            "bare=true\nguest='hello'",
+            "expect_build_error=['(']",
+        ] {
+            let text = format!("name='x'\nexpect_build_error=['x']\n{bad}");
+            assert!(parse(Path::new("t"), &text).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn build_cpu() {
+        let c = sc("name='x'\ncpu='max'");
+        assert_eq!(c.scenario.image_cpu(), "max");
+        let c = sc("name='x'\ncpu='max'\nbuild_cpu='cortex-a53'");
+        assert_eq!(c.scenario.image_cpu(), "cortex-a53");
+        assert_eq!(c.scenario.cpu, "max");
+        assert!(parse(
+            Path::new("t"),
+            "name='x'\nbare=true\nguest='hello'\nbuild_cpu='max'"
+        )
+        .is_err());
     }
 
     #[test]

@@ -139,6 +139,12 @@ pub fn run(paths: &Paths, filter: Option<&str>, jobs: usize, dir: Option<&Path>)
     let mut images: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
     for c in &scenarios {
         let s = &c.scenario;
+        if s.expects_build_error() {
+            report
+                .outcomes
+                .push(build_error_scenario(paths, &mut builder, c));
+            continue;
+        }
         let planned = plan_image(paths, c);
         let (key, spec) = match planned {
             Ok(p) => p,
@@ -318,6 +324,7 @@ fn plan_image(paths: &Paths, c: &Compiled) -> Result<(String, ImageSpec)> {
     }
     let suffix = (!overrides.is_empty()).then(|| format!("-{}", s.name));
     let mut hb = HypervisorBuild::new(paths, &s.board, &s.config, s.gic, overrides, false, suffix)?;
+    hb.set_cpu(s.image_cpu());
     if !s.features.is_empty() {
         let known = tessera_features(paths)?;
         if let Some(f) = s.features.iter().find(|f| !known.contains(f)) {
@@ -349,12 +356,71 @@ fn build_image(builder: &mut Builder, spec: &ImageSpec) -> Result<PathBuf> {
     match spec {
         ImageSpec::Bare { guest, .. } => builder.resolve_image(guest),
         ImageSpec::Hypervisor(hb) => {
-            let mut hb = hb.clone();
-            for (_, p) in hb.overrides.iter_mut() {
-                *p = builder.resolve_override(&p.display().to_string())?;
-            }
+            let hb = resolve_overrides(builder, hb)?;
             Ok(builder.build_hypervisor(&hb)?.image)
         }
+    }
+}
+
+/// `hb` with its image overrides built (guests of this repository) and resolved to files.
+fn resolve_overrides(builder: &mut Builder, hb: &HypervisorBuild) -> Result<HypervisorBuild> {
+    let mut hb = hb.clone();
+    for (_, p) in hb.overrides.iter_mut() {
+        *p = builder.resolve_override(&p.display().to_string())?;
+    }
+    Ok(hb)
+}
+
+/// A scenario whose image must not build (`expect_build_error`): builds it with the config's
+/// problems and cargo's output captured (kept in target/test-logs/<name>.log) and judges them.
+fn build_error_scenario(paths: &Paths, builder: &mut Builder, c: &Compiled) -> Outcome {
+    let s = &c.scenario;
+    let start = Instant::now();
+    println!(
+        "xtask: scenario {}: building, expecting a build error ...",
+        s.name
+    );
+    let mut lines = Vec::new();
+    let problems = match plan_image(paths, c) {
+        Err(e) => vec![format!("{e:#}")],
+        Ok((_, ImageSpec::Bare { .. })) => {
+            vec!["a bare scenario cannot expect a build error".to_string()]
+        }
+        Ok((_, ImageSpec::Hypervisor(hb))) => {
+            match resolve_overrides(builder, &hb).and_then(|hb| builder.try_build_hypervisor(&hb)) {
+                Err(e) => vec![format!("not the expected build error: {e:#}")],
+                Ok(Ok(_)) => scenario::judge_build(c, Ok(())),
+                Ok(Err(out)) => {
+                    lines = out;
+                    scenario::judge_build(c, Err(&lines))
+                }
+            }
+        }
+    };
+    let log_dir = paths.target.join("test-logs");
+    let log = log_path(&log_dir, &s.name);
+    let _ = std::fs::create_dir_all(&log_dir)
+        .and_then(|()| std::fs::write(&log, lines.join("\n") + "\n"));
+    let passed = problems.is_empty();
+    println!(
+        "xtask: scenario {} {} (build error expected; its lines are in {})",
+        s.name,
+        if passed { "ok" } else { "FAILED" },
+        util::display_rel(paths, &log)
+    );
+    for p in &problems {
+        println!("  reason: {p}");
+    }
+    if !passed {
+        for l in lines.iter().rev().take(TAIL_LINES).rev() {
+            println!("  | {l}");
+        }
+    }
+    Outcome {
+        name: format!("scenario {}", s.name),
+        passed,
+        time: start.elapsed(),
+        detail: problems,
     }
 }
 
@@ -632,6 +698,8 @@ mod tests {
             features: Vec::new(),
             log: None,
             suffix: None,
+            cpu: None,
+            board_cpu: None,
         }))
     }
 
@@ -688,12 +756,70 @@ mod tests {
         let key = |text: &str| plan_image(&paths, &compiled(text)).unwrap().0;
         let plain = key("name='x'\ngic=3");
         let fault = key("name='x'\ngic=3\nfeatures=['selftest-el2-fault']");
-        assert_eq!(plain, "qemu-virt-default-gic3");
-        assert_eq!(fault, "qemu-virt-default-gic3+selftest-el2-fault");
+        assert!(plain.starts_with("qemu-virt-default-gic3"), "{plain}");
+        assert_eq!(fault, format!("{plain}+selftest-el2-fault"));
         let twice = key("name='x'\ngic=3\nfeatures=['selftest-el2-fault', 'selftest-el2-fault']");
         assert_eq!(twice, fault);
         let err = plan_image(&paths, &compiled("name='x'\nfeatures=['no-such-feature']"));
         assert!(format!("{:#}", err.err().unwrap()).contains("no feature"));
+    }
+
+    #[test]
+    fn cpu_models_make_their_own_image() {
+        let paths = Paths::discover().unwrap();
+        let key = |text: &str| plan_image(&paths, &compiled(text)).unwrap().0;
+        let a53 = key("name='x'\ngic=3\ncpu='cortex-a53'");
+        let a72 = key("name='x'\ngic=3\ncpu='cortex-a72'");
+        let max = key("name='x'\ngic=3\ncpu='max'");
+        assert_ne!(a53, a72);
+        assert_ne!(a53, max);
+        assert_ne!(a72, max);
+        // The image is named after the model it is built for, not the one QEMU runs.
+        let wrong = key("name='x'\ngic=3\ncpu='max'\nbuild_cpu='cortex-a53'");
+        assert_eq!(wrong, a53);
+        let board = images::board_dir(&paths, "qemu-virt").unwrap();
+        if let Some(default) = images::board_default_cpu(&board).unwrap() {
+            let d = key(&format!("name='x'\ngic=3\ncpu='{default}'"));
+            assert_eq!(
+                d, "qemu-virt-default-gic3",
+                "the board's default is not named"
+            );
+        }
+        let ImageSpec::Hypervisor(hb) = plan_image(&paths, &compiled("name='x'\ncpu='cortex-a53'"))
+            .unwrap()
+            .1
+        else {
+            panic!("not a Tessera image")
+        };
+        assert_eq!(hb.effective_cpu(), Some("cortex-a53"));
+        let cmd = images::tessera_cargo(&paths, &hb);
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(
+            env.iter()
+                .any(|(k, v)| *k == "TESSERA_CPU" && v.is_some_and(|v| v == "cortex-a53")),
+            "{env:?}"
+        );
+    }
+
+    #[test]
+    fn image_stem_names_only_a_non_default_cpu() {
+        let ImageSpec::Hypervisor(mut hb) = hypervisor(3) else {
+            unreachable!()
+        };
+        hb.board_cpu = Some("max".into());
+        assert_eq!(hb.image_stem(), "qemu-virt-default-gic3");
+        assert_eq!(hb.effective_cpu(), Some("max"));
+        hb.set_cpu("max");
+        assert_eq!(hb.image_stem(), "qemu-virt-default-gic3");
+        hb.set_cpu("cortex-a53");
+        hb.features = vec!["selftest-el2-fault".into()];
+        assert_eq!(
+            hb.image_stem(),
+            "qemu-virt-default-gic3-cortex-a53+selftest-el2-fault"
+        );
+        hb.board_cpu = None;
+        hb.cpu = None;
+        assert_eq!(hb.effective_cpu(), None);
     }
 
     #[test]
