@@ -2,12 +2,18 @@
 //! shared by its sender and its receiver, and the doorbells that signal the receiver.
 //!
 //! - **Memory**: at boot, the first time a VM with an end of the channel is built, the region
-//!   is allocated (physically contiguous, zeroed), initialised with the layout of its classes
-//!   (`tessera_ring::Layout::initialise`, through the hypervisor's one physical-to-pointer
-//!   conversion, `mm::phys_to_ptr`) and cleaned to the point of coherency; each end maps it in
-//!   its stage 2 (Normal write-back, read/write, never executable) at its own IPA. The
-//!   hypervisor never reads the region again: everything in it is the two guests' business,
-//!   and each of them validates what it reads (crates/ring).
+//!   is allocated and mapped into that VM's stage 2 (Normal write-back, read/write, never
+//!   executable): an uncolored channel as one physically contiguous, zeroed run; a colored one
+//!   (`ChannelDesc.colors`, the config's or the receiver's) as single zeroed frames of its
+//!   colors mapped 4 KiB at a time (`tessera_colors::map_frames`). It is then initialised
+//!   with the layout of its classes (`tessera_ring::Layout::initialise`) word by word through
+//!   [`PagedRegion`], which finds each word's frame (contiguous: base + offset; colored: a walk
+//!   of the first end's stage 2, which *is* the frame list) and reaches it through the
+//!   hypervisor's one physical-to-pointer conversion, `mm::phys_to_ptr`; each page is cleaned
+//!   to the point of coherency. The other end maps the same frames at its own IPA (colored:
+//!   found page by page in the first end's stage 2). The hypervisor never reads the region
+//!   again: everything in it is the two guests' business, and each of them validates what it
+//!   reads (crates/ring).
 //! - **Doorbells**: each class has a virtual SPI of the receiver, owned by it like a
 //!   passed-through SPI but linked to no physical interrupt (`vgic::init_vm` registers them;
 //!   the vGIC never mirrors their enables to the physical GIC). [`doorbell`] is the
@@ -20,22 +26,37 @@
 //!   nothing, so a sender cannot create more work than one interrupt per receiver
 //!   acknowledgement. The work runs on the sender's vCPU, hence on its server's budget.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU32;
 
+use spin::Mutex;
 use tessera_abi::Error;
-use tessera_ring::{ClassGeometry, Layout, NotifyPolicy, RawSharedMem, MAX_CLASSES};
-use tessera_stage2::{GuestPhysAddr, MemAttrs, PageTable, PhysAddr, Stage2};
+use tessera_colors::{map_frames, MapFramesError};
+use tessera_ring::{ClassGeometry, Layout, NotifyPolicy, SharedMem, MAX_CLASSES};
+use tessera_stage2::{GuestPhysAddr, MapError, MemAttrs, PageTable, PhysAddr, Stage2};
 
 use crate::arch::cache;
 use crate::config::{ChannelDesc, ChannelNotify, CHANNELS, VMS};
+use crate::llc::Colors;
 use crate::vm::VmId;
 use crate::{hprintln, mm};
 
 /// Most channels a build supports.
 pub const MAX_CHANNELS: usize = 32;
 
-/// Physical base of each channel's region (0 until allocated).
-static REGION_PA: [AtomicU64; MAX_CHANNELS] = [const { AtomicU64::new(0) }; MAX_CHANNELS];
+/// Where a channel's region is, once allocated.
+#[derive(Clone, Copy, Debug)]
+enum Backing {
+    /// Not allocated yet.
+    None,
+    /// One physically contiguous run (an uncolored channel).
+    Contiguous(PhysAddr),
+    /// Single frames (a colored channel), mapped at `ipa` in VM `owner`'s stage 2 (the end
+    /// built first), whose walk gives each page's frame.
+    Paged { owner: VmId, ipa: GuestPhysAddr },
+}
+
+/// Each channel's region (boot core only, while VMs are built).
+static REGIONS: Mutex<[Backing; MAX_CHANNELS]> = Mutex::new([Backing::None; MAX_CHANNELS]);
 
 /// Why a channel end could not be set up (boot error).
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +67,8 @@ pub enum ChannelError {
     Layout,
     /// No contiguous physical memory for the region.
     OutOfMemory { size: u64 },
+    /// Not enough free frames of the channel's colors.
+    OutOfColoredMemory { size: u64, colors: u64 },
     /// The stage-2 mapping failed.
     Map { ipa: u64 },
 }
@@ -62,6 +85,12 @@ impl core::fmt::Display for ChannelError {
                     size
                 )
             }
+            ChannelError::OutOfColoredMemory { size, colors } => write!(
+                f,
+                "out of memory of colors {} allocating a {:#x}-byte channel",
+                Colors(colors),
+                size
+            ),
             ChannelError::Map { ipa } => write!(f, "channel mapping failed at IPA {:#x}", ipa),
         }
     }
@@ -94,42 +123,33 @@ fn layout(c: &ChannelDesc) -> Result<Layout, ChannelError> {
     Ok(l)
 }
 
-/// The region of channel `index`, allocated and initialised on first use (boot core only,
-/// before any vCPU runs).
-fn region(index: usize) -> Result<PhysAddr, ChannelError> {
-    let slot = REGION_PA.get(index).ok_or(ChannelError::TooMany)?;
-    let pa = slot.load(Ordering::Relaxed);
-    if pa != 0 {
-        return Ok(PhysAddr(pa));
+/// A channel region seen word by word through the physmap, page by page: the ring layout is
+/// initialised through it without assuming the region is physically contiguous.
+struct PagedRegion<'a> {
+    size: usize,
+    /// The frame of page `k` of the region.
+    frame: &'a dyn Fn(u64) -> Option<PhysAddr>,
+}
+
+impl SharedMem for PagedRegion<'_> {
+    fn size(&self) -> usize {
+        self.size
     }
-    let c = &CHANNELS[index];
-    let l = layout(c)?;
-    let pa = mm::alloc_zeroed(c.size, 4096).ok_or(ChannelError::OutOfMemory { size: c.size })?;
-    // SAFETY: [pa, pa + size) was just handed out by the frame allocator (identity-mapped,
-    // 4 KiB aligned, owned by nobody else), and no guest runs yet; afterwards the hypervisor
-    // never touches it again except through this value, which is dropped below.
-    let mem = unsafe { RawSharedMem::new(mm::phys_to_ptr(pa), c.size as usize) }
-        .ok_or(ChannelError::Layout)?;
-    l.initialise(&mem, 0).map_err(|_| ChannelError::Layout)?;
-    // The guests may look at it with their caches off (before their MMU is on).
-    cache::clean_inval_dcache_range(pa.0, c.size);
-    slot.store(pa.0, Ordering::Relaxed);
-    hprintln!(
-        "channel {}: {} -> {}, {} class(es), {} KiB at PA {:#x} (IPA {:#x} / {:#x})",
-        c.name,
-        VMS[c.from_vm].name,
-        VMS[c.to_vm].name,
-        c.classes.len(),
-        c.size >> 10,
-        pa.0,
-        c.ipa_from,
-        c.ipa_to
-    );
-    Ok(pa)
+
+    fn word(&self, index: usize) -> Option<&AtomicU32> {
+        let offset = index.checked_mul(4).filter(|&o| o < self.size)? as u64;
+        let pa = (self.frame)(offset / 4096)?.add(offset % 4096);
+        // SAFETY: `pa` is in a frame of the channel's region (allocated for it, zeroed, in the
+        // physmap), 4-byte aligned (frames are 4 KiB aligned, the offset a multiple of 4); the
+        // region is used only atomically here, by the boot core, before either guest runs, and
+        // the reference lives no longer than `self`, while the frames stay allocated forever.
+        Some(unsafe { AtomicU32::from_ptr(mm::phys_to_ptr(pa) as *mut u32) })
+    }
 }
 
 /// Maps every channel VM `vm` has an end of into its stage 2 (from `vm::memory::build`),
-/// allocating regions not built yet.
+/// allocating and initialising regions not built yet. `tables` are the VM's (colored VMs: in
+/// its colors, whatever the channel's colors).
 pub fn map_into(
     vm: VmId,
     s2: &mut PageTable<Stage2>,
@@ -138,15 +158,116 @@ pub fn map_into(
     if CHANNELS.len() > MAX_CHANNELS {
         return Err(ChannelError::TooMany);
     }
+    let mut regions = REGIONS.lock();
     for (i, c) in CHANNELS.iter().enumerate() {
         for (end, ipa) in [(c.from_vm, c.ipa_from), (c.to_vm, c.ipa_to)] {
             if VmId(end) != vm {
                 continue;
             }
-            let pa = region(i)?;
-            s2.map(tables, GuestPhysAddr(ipa), pa, c.size, MemAttrs::RAM_RW)
-                .map_err(|_| ChannelError::Map { ipa })?;
+            let ipa = GuestPhysAddr(ipa);
+            let map_err = |e: MapFramesError<GuestPhysAddr>| match e {
+                MapFramesError::OutOfFrames { .. } | MapFramesError::Map(MapError::OutOfMemory) => {
+                    ChannelError::OutOfColoredMemory {
+                        size: c.size,
+                        colors: c.colors,
+                    }
+                }
+                MapFramesError::Map(_) => ChannelError::Map { ipa: ipa.0 },
+            };
+            let pages = c.size / 4096;
+            match regions[i] {
+                Backing::None => {
+                    let l = layout(c)?;
+                    regions[i] = if c.colors == 0 {
+                        let pa = mm::alloc_zeroed(c.size, 4096)
+                            .ok_or(ChannelError::OutOfMemory { size: c.size })?;
+                        s2.map(tables, ipa, pa, c.size, MemAttrs::RAM_RW)
+                            .map_err(|_| ChannelError::Map { ipa: ipa.0 })?;
+                        Backing::Contiguous(pa)
+                    } else {
+                        map_frames(s2, tables, ipa, pages, MemAttrs::RAM_RW, |_| {
+                            mm::alloc_colored_zeroed(c.colors)
+                        })
+                        .map_err(map_err)?;
+                        Backing::Paged { owner: vm, ipa }
+                    };
+                    initialise(c, &l, s2, regions[i])?;
+                }
+                Backing::Contiguous(pa) => s2
+                    .map(tables, ipa, pa, c.size, MemAttrs::RAM_RW)
+                    .map_err(|_| ChannelError::Map { ipa: ipa.0 })?,
+                Backing::Paged { owner, ipa: at } => {
+                    // The first end's tree (this one if both ends are this VM).
+                    let first = if owner == vm {
+                        *s2
+                    } else {
+                        crate::vm::stage2_of(owner).ok_or(ChannelError::Layout)?
+                    };
+                    let mut k = 0u64;
+                    map_frames(s2, tables, ipa, pages, MemAttrs::RAM_RW, |_| {
+                        let pa = frame_at(&first, at, k);
+                        k += 1;
+                        pa
+                    })
+                    .map_err(map_err)?;
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// The frame of page `k` of a paged region mapped at `ipa` in `s2`.
+fn frame_at(s2: &PageTable<Stage2>, ipa: GuestPhysAddr, k: u64) -> Option<PhysAddr> {
+    s2.translate(&mm::Tables::READ, ipa.add(k * 4096))
+        .map(|t| t.pa)
+}
+
+/// Writes channel `c`'s ring header and indices into its new region, cleans it to the point of
+/// coherency (the guests may look at it with their caches off) and reports it.
+fn initialise(
+    c: &ChannelDesc,
+    l: &Layout,
+    s2: &PageTable<Stage2>,
+    backing: Backing,
+) -> Result<(), ChannelError> {
+    let frame = |k: u64| match backing {
+        Backing::Contiguous(pa) => (k < c.size / 4096).then(|| pa.add(k * 4096)),
+        Backing::Paged { ipa, .. } => frame_at(s2, ipa, k),
+        Backing::None => None,
+    };
+    let mem = PagedRegion {
+        size: c.size as usize,
+        frame: &frame,
+    };
+    l.initialise(&mem, 0).map_err(|_| ChannelError::Layout)?;
+    for k in 0..c.size / 4096 {
+        let pa = frame(k).ok_or(ChannelError::Layout)?;
+        cache::clean_inval_dcache_lines(mm::phys_to_ptr(pa) as u64, 4096);
+    }
+    match backing {
+        Backing::Contiguous(pa) => hprintln!(
+            "channel {}: {} -> {}, {} class(es), {} KiB at PA {:#x} (IPA {:#x} / {:#x})",
+            c.name,
+            VMS[c.from_vm].name,
+            VMS[c.to_vm].name,
+            c.classes.len(),
+            c.size >> 10,
+            pa.0,
+            c.ipa_from,
+            c.ipa_to
+        ),
+        _ => hprintln!(
+            "channel {}: {} -> {}, {} class(es), {} KiB in pages of colors {} (IPA {:#x} / {:#x})",
+            c.name,
+            VMS[c.from_vm].name,
+            VMS[c.to_vm].name,
+            c.classes.len(),
+            c.size >> 10,
+            Colors(c.colors),
+            c.ipa_from,
+            c.ipa_to
+        ),
     }
     Ok(())
 }

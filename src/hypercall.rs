@@ -4,9 +4,9 @@ use tessera_abi::{Call, Error, CONSOLE_WRITE_MAX, VERSION_MAJOR, VERSION_MINOR};
 use tessera_stage2::GuestPhysAddr;
 
 use crate::arch::TrapFrame;
+use crate::console;
 use crate::pcpu::Exit;
-use crate::vm::{self, VcpuRef, VmEnd, VmId};
-use crate::{console, mm};
+use crate::vm::{self, GuestMemory, VcpuRef, VmEnd, VmId};
 
 /// Handles HVC function `frame.x[0]` for vCPU `caller`.
 pub fn handle(frame: &mut TrapFrame, caller: VcpuRef) -> Exit {
@@ -51,22 +51,20 @@ pub fn handle(frame: &mut TrapFrame, caller: VcpuRef) -> Exit {
 }
 
 /// Copies `len` bytes at guest-physical `ipa` to the VM's console, after checking every byte
-/// lies in the VM's own RAM.
+/// lies in the VM's own RAM (page by page: the buffer may cross frames that are not physically
+/// adjacent). Each byte is read once, volatile.
 fn console_write(vm: VmId, ipa: u64, len: u64) -> Result<u64, Error> {
     if len > CONSOLE_WRITE_MAX || ipa.checked_add(len).is_none() {
         return Err(Error::InvalidParameters);
     }
-    // Each RAM region is physically contiguous, so one containment check covers the buffer.
-    let ipa = GuestPhysAddr(ipa);
     if len == 0 {
         return Ok(0);
     }
-    if !vm::vm_ram_contains(vm, ipa, len) {
-        return Err(Error::InvalidParameters);
-    }
-    let pa = vm::ipa_to_pa(vm, ipa).ok_or(Error::InvalidParameters)?;
+    let bytes = GuestMemory::of(vm)
+        .bytes(GuestPhysAddr(ipa), len)
+        .map_err(|_| Error::InvalidParameters)?;
     // The whole buffer counts against the VM's console budget: what is over it is dropped
     // (and reported by the hypervisor), but the call still succeeds with every byte taken.
-    console::vm_write(vm, (0..len).map(|i| mm::read_phys_u8(pa.add(i))));
+    console::vm_write(vm, bytes);
     Ok(len)
 }

@@ -1,11 +1,14 @@
-//! Physical memory: the one place that turns physical addresses into pointers, the frame
-//! allocator the VMs' memory and stage-2 tables come from, and the guest-memory accessors.
+//! Physical memory: the one place that turns physical addresses into pointers
+//! ([`phys_to_ptr`]), and the frame allocator the VMs' memory, the channels and the stage-2
+//! tables come from (contiguous runs, or single frames of given LLC colors).
 //!
-//! The hypervisor's EL2 map is an identity map of the board's RAM and of its own MMIO, so a
-//! physical address *is* the virtual address the hypervisor uses.
+//! The hypervisor's EL2 map keeps an identity "physmap" of the board's RAM (Normal memory), so
+//! the pointer for RAM at physical `pa` is `pa` itself; only this module relies on that. Guest
+//! memory is reached through `vm::GuestMemory`, which validates and translates guest ranges
+//! and then comes here for the pointer.
 
 use spin::Mutex;
-use tessera_colors::{bitmap_words, FrameAllocator};
+use tessera_colors::{bitmap_words, ColorMask, FrameAllocator};
 use tessera_stage2::{PhysAddr, TableMemory};
 
 use crate::config::PhysRange;
@@ -20,8 +23,10 @@ pub fn phys_to_mmio<T>(pa: u64) -> *const T {
     pa as usize as *const T
 }
 
-/// The pointer through which the hypervisor reaches RAM at physical `pa` (identity map).
-/// Dereferencing it is the caller's business (and needs its own SAFETY argument).
+/// The pointer through which the hypervisor reaches RAM at physical `pa` (the physmap: an
+/// identity map of all of the board's RAM). Dereferencing it is the caller's business (and
+/// needs its own SAFETY argument); every conversion of a physical RAM address into a pointer
+/// goes through here.
 pub fn phys_to_ptr(pa: PhysAddr) -> *mut u8 {
     pa.0 as usize as *mut u8
 }
@@ -63,48 +68,80 @@ pub fn free_frames() -> usize {
     FRAMES.lock().free_frames()
 }
 
-/// Zeroes `[pa, pa + size)` of RAM the caller owns (a stopped VM's memory).
-pub fn copy_zero(pa: PhysAddr, size: u64) {
-    zero(pa, size)
+/// Free 4 KiB frames of a color in `colors` (a color mask; the LLC geometry must be known).
+pub fn free_frames_colored(colors: u64) -> usize {
+    FRAMES
+        .lock()
+        .free_frames_colored(ColorMask(colors), &crate::llc::geometry())
+}
+
+/// One zeroed 4 KiB frame of a color in `colors` (a non-empty color mask; the LLC geometry
+/// must be known): a colored VM's RAM, a colored channel.
+pub fn alloc_colored_zeroed(colors: u64) -> Option<PhysAddr> {
+    let g = crate::llc::geometry();
+    let pa = FRAMES.lock().alloc_colored(ColorMask(colors), &g)?;
+    zero(pa, 4096);
+    Some(pa)
 }
 
 fn zero(pa: PhysAddr, size: u64) {
-    // SAFETY: [pa, pa + size) is identity-mapped RAM owned by the caller: just received from
-    // the frame allocator or claimed, or the memory of a VM none of whose vCPUs runs.
-    unsafe { core::ptr::write_bytes(pa.0 as usize as *mut u8, 0, size as usize) };
+    // SAFETY: [pa, pa + size) is RAM just received from the frame allocator or claimed (owned
+    // by the caller, mapped by nobody else yet), inside the physmap.
+    unsafe { core::ptr::write_bytes(phys_to_ptr(pa), 0, size as usize) };
 }
 
-/// Copies `src` to physical `pa`.
-pub fn copy_to_phys(pa: PhysAddr, src: &[u8]) {
-    // SAFETY: callers pass a destination inside RAM they own (a VM's memory being loaded while
-    // none of its vCPUs runs); the source is hypervisor data, so the ranges are disjoint.
-    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), pa.0 as usize as *mut u8, src.len()) };
+/// The allocator as stage-2 table memory: tables anywhere (`colors == 0`) or, for a colored
+/// VM, only in frames of its colors.
+#[derive(Clone, Copy, Debug)]
+pub struct Tables {
+    colors: u64,
 }
 
-/// Reads one byte of RAM at physical `pa` (guest buffers, already validated to be the VM's).
-pub fn read_phys_u8(pa: PhysAddr) -> u8 {
-    // SAFETY: callers validated that `pa` is RAM of the calling VM (identity-mapped Normal
-    // memory); a volatile read tolerates the guest changing it concurrently.
-    unsafe { core::ptr::read_volatile(pa.0 as usize as *const u8) }
-}
+impl Tables {
+    /// For reading (walking) any tree; tables it allocates are uncolored.
+    pub const READ: Tables = Tables { colors: 0 };
 
-/// The allocator as stage-2 table memory.
-pub struct Tables;
+    /// Tables only in frames of a color in `colors` (0: uncolored).
+    pub const fn colored(colors: u64) -> Self {
+        Tables { colors }
+    }
+}
 
 impl TableMemory for Tables {
     fn alloc_table(&mut self, count_4k: usize, align: usize) -> Option<PhysAddr> {
-        alloc_zeroed(count_4k as u64 * 4096, align as u64)
+        let size = count_4k as u64 * 4096;
+        if self.colors == 0 {
+            return alloc_zeroed(size, align as u64);
+        }
+        let pa = if count_4k == 1 {
+            alloc_colored_zeroed(self.colors)?
+        } else {
+            // A concatenated stage-2 root: consecutive colors only (see
+            // `vm::stage2_config`, which avoids needing one).
+            let g = crate::llc::geometry();
+            let pa = FRAMES.lock().alloc_contiguous_colored(
+                count_4k,
+                align as u64,
+                ColorMask(self.colors),
+                &g,
+            )?;
+            zero(pa, size);
+            pa
+        };
+        Some(pa)
     }
 
     fn read(&self, table: PhysAddr, index: usize) -> u64 {
-        // SAFETY: `table` came from `alloc_table` (identity-mapped RAM, 4 KiB) and index < 512.
-        unsafe { core::ptr::read_volatile((table.0 as usize as *const u64).add(index)) }
+        // SAFETY: `table` is a 4 KiB table of a tree this allocator built (RAM in the
+        // physmap) and index < 512; tables are only written by the boot core while it builds a
+        // VM, before anyone reads that VM's tree concurrently.
+        unsafe { core::ptr::read_volatile((phys_to_ptr(table) as *const u64).add(index)) }
     }
 
     fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
         // SAFETY: as for `read`; a single aligned 64-bit store, so the walker never sees a torn
         // descriptor.
-        unsafe { core::ptr::write_volatile((table.0 as usize as *mut u64).add(index), desc) }
+        unsafe { core::ptr::write_volatile((phys_to_ptr(table) as *mut u64).add(index), desc) }
     }
 }
 

@@ -11,7 +11,7 @@ use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::arch::esr::Esr;
 use crate::arch::TrapFrame;
-use crate::vm::{self, VcpuRef, VmId};
+use crate::vm::{self, GuestMemory, VcpuRef, VmId};
 
 /// What [`handle`] did with a trapped access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +199,7 @@ fn set_way(vm: VmId, xt: u64) {
     let regions = vm::desc(vm).mem;
     let total: u64 = regions.iter().map(|m| m.size).sum();
     let (mut start, end) = slice_bounds(total, index, count, g.log2_line);
+    let mem = GuestMemory::of(vm);
     let mut base = 0u64;
     for m in regions {
         let (lo, hi) = (base, base + m.size);
@@ -210,9 +211,9 @@ fn set_way(vm: VmId, xt: u64) {
             continue;
         }
         let to = end.min(hi);
-        if let Some(pa) = vm::ipa_to_pa(vm, GuestPhysAddr(m.ipa + (start - lo))) {
-            crate::arch::cache::clean_inval_dcache_lines(pa.0, to - start);
-        }
+        // Page by page through the VM's stage 2 (its RAM need not be physically contiguous);
+        // the range is the VM's own RAM by construction, so this cannot be refused.
+        let _ = mem.clean_inval(GuestPhysAddr(m.ipa + (start - lo)), to - start);
         start = to;
     }
 }

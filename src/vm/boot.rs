@@ -129,7 +129,7 @@ pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
     crate::pcpu::init_core(boot_core);
 
     let pa_bits = tessera_stage2::parange_bits(ID_AA64MMFR0_EL1.get());
-    let s2 = tessera_stage2::Stage2Config::new(pa_bits);
+    let s2 = super::stage2_config(pa_bits);
     lifecycle::VTCR.store(s2.vtcr_el2(), Ordering::Relaxed);
     for (i, vm) in super::ids().zip(VMS) {
         if let Err(e) = memory::build(i, &s2) {

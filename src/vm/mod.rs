@@ -6,6 +6,8 @@
 //! Which vCPU a core runs, and when, is the business of `crate::pcpu` (the run loop).
 
 pub mod boot;
+mod colorcheck;
+mod guestmem;
 mod lifecycle;
 mod memory;
 
@@ -14,8 +16,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use tessera_lifecycle::{Lifecycle, RunningCount};
 
+pub use guestmem::{stage2_of, GuestMemory};
 pub use lifecycle::{finish_vm, reset_vm, start_vcpu, vcpu_off, Outcome, VmEnd};
-pub use memory::{ipa_to_pa, vm_ram_contains};
+pub use memory::{ipa_to_pa, stage2_config, vm_ram_contains};
 pub use tessera_lifecycle::{VcpuState, VmState};
 
 use crate::arch::vcpu::{El1State, FpState};
@@ -117,8 +120,9 @@ pub struct Vm {
     life: Lifecycle,
     exit_code: AtomicU32,
     vttbr: AtomicU64,
-    /// Physical base of each `mem` region (each region is physically contiguous).
-    region_pa: [AtomicU64; MAX_MEM_REGIONS],
+    /// Physical address of its stage-2 root (0 until `memory::build` made it); with the
+    /// stage-2 configuration, the frame list of its memory (`GuestMemory` walks it).
+    s2_root: AtomicU64,
     fault_reports: AtomicU32,
     pub vcpus: [Vcpu; MAX_VCPUS],
 }
@@ -129,7 +133,7 @@ impl Vm {
             life: Lifecycle::new(),
             exit_code: AtomicU32::new(0),
             vttbr: AtomicU64::new(0),
-            region_pa: [const { AtomicU64::new(0) }; MAX_MEM_REGIONS],
+            s2_root: AtomicU64::new(0),
             fault_reports: AtomicU32::new(0),
             vcpus: [const { Vcpu::new() }; MAX_VCPUS],
         }
