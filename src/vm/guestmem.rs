@@ -173,13 +173,28 @@ impl GuestMemory {
         Ok(())
     }
 
-    /// Walks `[start, end)`, calling `f` on each piece; stops at the first failing address.
+    /// Walks `[start, end)`, calling `f` on each piece (leaves whose frames are physically
+    /// consecutive merged into one piece); stops at the first failing address.
     fn pieces(&self, start: u64, end: u64, mut f: impl FnMut(Piece)) -> Result<(), GuestMemError> {
         let mut a = start;
+        let mut run: Option<Piece> = None;
         while a < end {
             let p = self.piece_at(a, end)?;
-            f(p);
             a += p.len;
+            run = match run {
+                Some(r) if r.pa.0 + r.len == p.pa.0 => Some(Piece {
+                    len: r.len + p.len,
+                    ..r
+                }),
+                Some(r) => {
+                    f(r);
+                    Some(p)
+                }
+                None => Some(p),
+            };
+        }
+        if let Some(r) = run {
+            f(r);
         }
         Ok(())
     }
