@@ -140,16 +140,30 @@ pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
         }
         let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
         defmt::info!("vm {=usize} built: {=u64} bytes of RAM", i.index(), ram);
-        hprintln!(
-            "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
-            vm.name,
-            vm.vcpus.len(),
-            PcpuList(vm.vcpus),
-            ram >> 20,
-            vm.mem[0].ipa,
-            super::ipa_to_pa(i, tessera_stage2::GuestPhysAddr(vm.mem[0].ipa)).map_or(0, |p| p.0),
-            vm.entry_ipa
-        );
+        if vm.colors != 0 {
+            hprintln!(
+                "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (colors {}, 4 KiB pages), entry {:#x}",
+                vm.name,
+                vm.vcpus.len(),
+                PcpuList(vm.vcpus),
+                ram >> 20,
+                vm.mem[0].ipa,
+                crate::llc::Colors(vm.colors),
+                vm.entry_ipa
+            );
+        } else {
+            hprintln!(
+                "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
+                vm.name,
+                vm.vcpus.len(),
+                PcpuList(vm.vcpus),
+                ram >> 20,
+                vm.mem[0].ipa,
+                super::ipa_to_pa(i, tessera_stage2::GuestPhysAddr(vm.mem[0].ipa))
+                    .map_or(0, |p| p.0),
+                vm.entry_ipa
+            );
+        }
     }
     cache::tlb_invalidate_guests();
     hprintln!(

@@ -150,8 +150,7 @@ impl GuestMemory {
 
     /// Invalidates the instruction caches (after code was written and cleaned).
     pub fn sync_icache(&self) {
-        // An empty range: only the barriers and the `IC IALLUIS` of the range operation.
-        cache::clean_inval_dcache_range(mm::phys_to_ptr(PhysAddr(0)) as u64, 0);
+        cache::invalidate_icache();
     }
 
     /// Zeroes all of the VM's RAM.

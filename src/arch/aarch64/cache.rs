@@ -22,6 +22,16 @@ pub fn clean_inval_dcache_range(pa: u64, len: u64) {
     barrier::isb(barrier::SY);
 }
 
+/// Invalidates all instruction caches of the inner-shareable domain (after code that was
+/// written has been cleaned to the point of coherency or unification).
+pub fn invalidate_icache() {
+    barrier::dsb(barrier::SY);
+    // SAFETY: invalidating all instruction caches to PoU is always safe; it only costs refills.
+    unsafe { core::arch::asm!("ic ialluis", options(nostack)) };
+    barrier::dsb(barrier::SY);
+    barrier::isb(barrier::SY);
+}
+
 /// Cleans and invalidates `[pa, pa + len)` from the data caches to the point of coherency
 /// (no instruction-cache maintenance): the by-address form of a guest's set/way operation.
 pub fn clean_inval_dcache_lines(pa: u64, len: u64) {
