@@ -112,39 +112,8 @@ fn detect() -> Option<(CacheGeometry, Source)> {
     Some((g, Source::Registers { level }))
 }
 
-/// A color set printed compactly: `0-7,12`.
-pub struct Colors(pub u64);
-
-impl core::fmt::Display for Colors {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let mut first = true;
-        let mut c = 0u32;
-        while c < 64 {
-            if self.0 & (1 << c) == 0 {
-                c += 1;
-                continue;
-            }
-            let start = c;
-            while c + 1 < 64 && self.0 & (1 << (c + 1)) != 0 {
-                c += 1;
-            }
-            if !first {
-                f.write_str(",")?;
-            }
-            first = false;
-            if start == c {
-                write!(f, "{}", start)?;
-            } else {
-                write!(f, "{}-{}", start, c)?;
-            }
-            c += 1;
-        }
-        if first {
-            f.write_str("none")?;
-        }
-        Ok(())
-    }
-}
+/// A color set printed compactly: `0-7,12` (the config crate's `ColorList`).
+pub use crate::config::ColorList as Colors;
 
 /// A page of the hypervisor outside its colors.
 pub struct ColoringError {

@@ -140,30 +140,16 @@ pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
         }
         let ram: u64 = vm.mem.iter().map(|m| m.size).sum();
         defmt::info!("vm {=usize} built: {=u64} bytes of RAM", i.index(), ram);
-        if vm.colors != 0 {
-            hprintln!(
-                "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (colors {}, 4 KiB pages), entry {:#x}",
-                vm.name,
-                vm.vcpus.len(),
-                PcpuList(vm.vcpus),
-                ram >> 20,
-                vm.mem[0].ipa,
-                crate::llc::Colors(vm.colors),
-                vm.entry_ipa
-            );
-        } else {
-            hprintln!(
-                "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} (PA {:#x}), entry {:#x}",
-                vm.name,
-                vm.vcpus.len(),
-                PcpuList(vm.vcpus),
-                ram >> 20,
-                vm.mem[0].ipa,
-                super::ipa_to_pa(i, tessera_stage2::GuestPhysAddr(vm.mem[0].ipa))
-                    .map_or(0, |p| p.0),
-                vm.entry_ipa
-            );
-        }
+        hprintln!(
+            "vm {}: {} vCPU(s) on pCPU {:?}, {} MiB RAM at IPA {:#x} ({}), entry {:#x}",
+            vm.name,
+            vm.vcpus.len(),
+            PcpuList(vm.vcpus),
+            ram >> 20,
+            vm.mem[0].ipa,
+            Placement(i),
+            vm.entry_ipa
+        );
     }
     cache::tlb_invalidate_guests();
     hprintln!(
@@ -248,6 +234,20 @@ pub extern "C" fn wrong_exception_level(el: u64) -> ! {
     #[cfg(feature = "semihosting")]
     arch::semihosting::exit(BOOT_ERROR_EXIT);
     arch::el1off::power_off_from_el1(el)
+}
+
+/// Where a VM's RAM is: the PA of its first region, or its colors (4 KiB pages).
+struct Placement(super::VmId);
+impl core::fmt::Display for Placement {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let vm = &VMS[self.0.index()];
+        if vm.colors != 0 {
+            write!(f, "colors {}, 4 KiB pages", crate::llc::Colors(vm.colors))
+        } else {
+            let pa = super::ipa_to_pa(self.0, tessera_stage2::GuestPhysAddr(vm.mem[0].ipa));
+            write!(f, "PA {:#x}", pa.map_or(0, |p| p.0))
+        }
+    }
 }
 
 struct PcpuList(&'static [crate::config::VcpuDesc]);

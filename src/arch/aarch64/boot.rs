@@ -68,6 +68,22 @@ pub(super) static mut SECONDARY_BOOT: SecondaryBoot = SecondaryBoot {
 // `__text_offset` and `__image_size` come from the generated linker script.
 global_asm!(
     r#"
+// Turns the EL2 MMU on with the given MAIR, TCR, TTBR0 and SCTLR values (TLBs and the
+// instruction cache invalidated first): the boot core's early map and a secondary's real map.
+.macro TESSERA_MMU_ON mair, tcr, ttbr0, sctlr
+    msr     mair_el2, \mair
+    msr     tcr_el2, \tcr
+    msr     ttbr0_el2, \ttbr0
+    isb
+    tlbi    alle2
+    dsb     sy
+    ic      iallu
+    dsb     sy
+    isb
+    msr     sctlr_el2, \sctlr
+    isb
+.endm
+
     .section .text.boot, "ax"
     .global _start
 _start:
@@ -148,16 +164,19 @@ _start:
     cmp     x8, x9
     b.ls    8b
     // The tables were written with the MMU off: drop any stale cached copy of them.
+    mrs     x12, ctr_el0
+    ubfx    x12, x12, #16, #4
+    mov     x13, #4
+    lsl     x13, x13, x12               // smallest data cache line
     mov     x9, x0
     add     x10, x0, #8192
 9:  dc      ivac, x9
-    add     x9, x9, #64
+    add     x9, x9, x13
     cmp     x9, x10
     b.lo    9b
     dsb     sy
 
-    ldr     x9, ={mair}
-    msr     mair_el2, x9
+    ldr     x1, ={mair}
     ldr     x9, ={tcr}
     mrs     x10, id_aa64mmfr0_el1
     and     x10, x10, #0xf
@@ -165,17 +184,8 @@ _start:
     cmp     x10, x11
     csel    x10, x10, x11, ls
     orr     x9, x9, x10, lsl #16
-    msr     tcr_el2, x9
-    msr     ttbr0_el2, x0
-    isb
-    tlbi    alle2
-    dsb     sy
-    ic      iallu
-    dsb     sy
-    isb
-    ldr     x9, ={sctlr}
-    msr     sctlr_el2, x9
-    isb
+    ldr     x8, ={sctlr}
+    TESSERA_MMU_ON x1, x9, x0, x8
     // Still at the physical address (identity-mapped RAM); continue at the link address.
     ldr     x9, =10f
     br      x9
@@ -202,17 +212,7 @@ tessera_secondary_entry:
     ldp     x1, x2, [x20]
     ldp     x3, x4, [x20, #16]
     ldp     x5, x6, [x20, #32]
-    msr     mair_el2, x1
-    msr     tcr_el2, x2
-    msr     ttbr0_el2, x3
-    isb
-    tlbi    alle2
-    dsb     sy
-    ic      iallu
-    dsb     sy
-    isb
-    msr     sctlr_el2, x4
-    isb
+    TESSERA_MMU_ON x1, x2, x3, x4
     // This page is identity-mapped (read-only, executable) in the real map.
     msr     tpidr_el2, x19
     mov     x10, #{stack_size}
