@@ -8,10 +8,14 @@
 //! it cannot take, `bench: done` at the end, or `bench: FAILED <why>`.
 //!
 //! Then the scheduling figures (vCPU switch, scheduler overhead per decision with 1..16 vCPUs on
-//! a core, budget overrun, release jitter) for the first GIC version: see [`sched`].
+//! a core, budget overrun, release jitter) for the first GIC version: see [`sched`]; the
+//! channel ([`ring`]) and console ([`console`]) figures; the LLC coloring experiment with a
+//! cache-model plugin ([`llc`]).
 
 #[path = "bench_console.rs"]
 pub mod console;
+#[path = "bench_llc.rs"]
+pub mod llc;
 #[path = "bench_ring.rs"]
 pub mod ring;
 #[path = "bench_sched.rs"]
@@ -67,7 +71,8 @@ pub struct Options {
     /// Keep the (~300 MB) trace logs.
     pub keep_trace: bool,
     /// Only one part: `gic` (bare against Tessera per GIC version), `sched` (the
-    /// scheduling figures) or `ring` (the channel figures); None: all.
+    /// scheduling figures), `ring` (the channel figures), `console` or `llc` (the LLC
+    /// coloring experiment); None: all.
     pub only: Option<String>,
 }
 
@@ -179,6 +184,10 @@ pub enum BaselineSource {
     Memcpy,
     /// A doorbell after every message (`doorbells_per_s`).
     EveryMessage,
+    /// The same VM alone on the machine (`llc_miss_ratio_*`).
+    Alone,
+    /// The same VMs uncolored (`llc_boot_*`, `llc_bandwidth_colored`).
+    Uncolored,
 }
 
 impl BaselineSource {
@@ -191,6 +200,8 @@ impl BaselineSource {
             BaselineSource::Unflooded => "unflooded",
             BaselineSource::Memcpy => "memcpy",
             BaselineSource::EveryMessage => "every-message",
+            BaselineSource::Alone => "alone",
+            BaselineSource::Uncolored => "uncolored",
         }
     }
 }
@@ -696,6 +707,17 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         None => None,
     };
 
+    let mut llc_runs = 0;
+    let llc = match o.gics.first().filter(|_| only("llc")) {
+        Some(&gic) => {
+            let (runs, failed) = llc::run_all(paths, &mut builder, o, gic, &dir)?;
+            failures += failed;
+            llc_runs = runs.len();
+            Some((gic, runs))
+        }
+        None => None,
+    };
+
     let mut records: Vec<Record> = Vec::new();
     if classic {
         println!();
@@ -730,6 +752,21 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         print!("{}", console::table(recs[0].gic, &recs));
         for note in console::NOTES {
             println!("  note: {note}");
+        }
+        records.extend(recs);
+    }
+    if let Some((gic, runs)) = llc {
+        let recs = llc::records(gic, &runs);
+        println!();
+        println!("xtask: bench LLC coloring results (simulated LLC of {}, -icount shift=0,sleep=off; the RT VM's LLC accesses and misses inside its measured windows)", o.cpu);
+        print!("{}", llc::table(gic, &runs, &recs));
+        for note in llc::NOTES {
+            println!("  note: {note}");
+        }
+        for (key, r) in &runs {
+            for w in r.iter().flat_map(|r| &r.warnings) {
+                println!("  WARNING: {key}: {w}");
+            }
         }
         records.extend(recs);
     }
@@ -775,6 +812,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
             + sched_runs
             + ring_runs
             + console_runs
+            + llc_runs
             + if o.el2_trace { gics.len() } else { 0 };
         println!("xtask: bench: {failures} of {runs} run(s) failed (see above); their columns are unavailable");
         return Ok(1);

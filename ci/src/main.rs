@@ -232,9 +232,10 @@ struct BenchArgs {
     #[arg(long, requires = "el2_trace")]
     keep_trace: bool,
     /// Only one part: `gic` (bare against Tessera per GIC version), `sched` (the scheduling
-    /// figures), `ring` (the channel figures) or `console` (a victim's prints beside a console
-    /// flood), the last three on the first GIC version. Default: all.
-    #[arg(long, value_parser = ["gic", "sched", "ring", "console"])]
+    /// figures), `ring` (the channel figures), `console` (a victim's prints beside a console
+    /// flood) or `llc` (LLC coloring, with a cache-model plugin), the last four on the first
+    /// GIC version. Default: all.
+    #[arg(long, value_parser = ["gic", "sched", "ring", "console", "llc"])]
     only: Option<String>,
 }
 
