@@ -422,17 +422,12 @@ fn evaluate(
     Ok(run)
 }
 
-/// Builds the plugin (`cargo build --release` of ci/llc-plugin, its own workspace) into the
-/// target directory; its path.
+/// Builds the plugin (ci/llc-plugin, a cdylib for the host); its path.
 pub fn build_plugin(paths: &Paths) -> Result<PathBuf> {
-    let manifest = paths.root.join("ci/llc-plugin/Cargo.toml");
     println!("xtask: bench: llc: building the LLC plugin (ci/llc-plugin) ...");
     util::run(
-        util::cargo(paths)
-            .args(["build", "--release", "--manifest-path"])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", &paths.target),
-        "building the LLC plugin (cargo build --release --manifest-path ci/llc-plugin/Cargo.toml)",
+        util::cargo(paths).args(["build", "--release", "-p", "tessera-llc-plugin"]),
+        "building the LLC plugin (cargo build --release -p tessera-llc-plugin)",
     )?;
     let so = paths.target.join("release").join("libtessera_llc.so");
     if !so.is_file() {
