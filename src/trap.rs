@@ -250,12 +250,19 @@ fn hypervisor_fault(frame: &TrapFrame, kind: VectorKind) -> ! {
         ELR_EL2.get(),
         SPSR_EL2.get()
     ));
-    if matches!(
+    if kind == VectorKind::CurrentSync {
+        let sp = arch::exception::interrupted_sp();
+        if arch::exception::on_emergency_stack(frame) {
+            console::emergency_print(format_args!(
+                "[tessera]   EL2 stack overflow: SP_EL2 {:#018x} is in core {}'s stack guard page (reported from the emergency stack)\n",
+                sp, core
+            ));
+        } else {
+            console::emergency_print(format_args!("[tessera]   SP_EL2  {:#018x}\n", sp));
+        }
+    } else if matches!(
         kind,
-        VectorKind::CurrentSync
-            | VectorKind::CurrentIrq
-            | VectorKind::CurrentFiq
-            | VectorKind::CurrentSError
+        VectorKind::CurrentIrq | VectorKind::CurrentFiq | VectorKind::CurrentSError
     ) {
         // Taken at EL2 on SP_EL2: the vector pushed the frame just below the interrupted SP.
         let sp = frame as *const TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64;

@@ -160,6 +160,15 @@ pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
     crate::smccc::init();
     #[cfg(feature = "selftest-el2-fault")]
     selftest_el2_fault();
+    #[cfg(feature = "selftest-el2-stack-overflow")]
+    {
+        hprintln!("selftest: overflowing the EL2 stack");
+        let depth = selftest_recurse(0);
+        boot_error(format_args!(
+            "selftest: recursion to depth {} did not overflow",
+            depth
+        ));
+    }
     for vm in super::ids() {
         lifecycle::arm_boot_vcpu(vm);
     }
@@ -177,12 +186,11 @@ pub extern "C" fn primary_main(dtb: u64, load_pa: u64) -> ! {
 /// Feature `selftest-el2-fault`: provokes a data abort at EL2 so that the hypervisor's own
 /// fault report (`trap::hypervisor_fault`) is exercised end to end (scenario `hyp-fault`).
 ///
-/// The address, 64 GiB (0x10_0000_0000), is above everything the EL2 identity map covers: it
-/// maps only the board's RAM and the MMIO the hypervisor drives (`hyp_mmio`), which on
-/// qemu-virt end at 0xC000_0000 and below 0x0A00_0000 (any board whose RAM reached 64 GiB would
-/// need another address). It is also below 2^39, the smallest input range the EL2 map is built
-/// with (`build_el2_tables`: 39 bits, more only for boards reaching above 512 GiB), so the
-/// walk finds an invalid level-1 entry and the load takes a stage-1 *translation* fault
+/// The address, 64 GiB (0x10_0000_0000), is above everything the EL2 physmap covers: it maps
+/// only the board's RAM and the MMIO the hypervisor drives (`hyp_mmio`), which on qemu-virt end
+/// at 0xC000_0000 and below 0x0A00_0000 (any board whose RAM reached 64 GiB would need another
+/// address). It is also below 2^39, the input range of the EL2 map (`mmu::build_and_switch`),
+/// so the walk finds an invalid level-1 entry and the load takes a stage-1 *translation* fault
 /// (DFSC 0x05), not a fault for an address outside the translated range.
 #[cfg(feature = "selftest-el2-fault")]
 fn selftest_el2_fault() {
@@ -204,6 +212,21 @@ fn selftest_el2_fault() {
         "selftest: the EL2 read of {:#x} did not fault (it read {:#x})",
         UNMAPPED, value
     ));
+}
+
+/// Feature `selftest-el2-stack-overflow`: recursion with 1 KiB frames until the stack runs into
+/// its guard page (60 KiB); never returns in practice.
+#[cfg(feature = "selftest-el2-stack-overflow")]
+#[inline(never)]
+fn selftest_recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[(depth % 1024) as usize] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    if depth > 1_000_000 {
+        return depth;
+    }
+    let below = selftest_recurse(depth + 1);
+    below + u64::from(frame[0])
 }
 
 /// Entered by the secondary entry with the core index.

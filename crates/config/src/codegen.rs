@@ -425,7 +425,8 @@ SECTIONS
     /* {max_cpus} cores x {stack:#x} bytes. Core n's stack is
        [__stacks_start + n * {stack:#x}, __stacks_start + (n + 1) * {stack:#x}): its initial SP
        is __stack_top_base + n * {stack:#x}. */
-    .stacks (NOLOAD) : ALIGN(4096) {{
+    /* 64 KiB aligned: the current-EL vector finds a stack's guard page by masking SP. */
+    .stacks (NOLOAD) : ALIGN({stack:#x}) {{
         __stacks_start = .;
         . += {stacks:#x};
         __stacks_end = .;

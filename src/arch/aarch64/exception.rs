@@ -99,7 +99,29 @@ tessera_vectors:
     TESSERA_VECTOR 8
     TESSERA_VECTOR 8
     TESSERA_VECTOR 8
-    TESSERA_VECTOR 0
+    // Current EL, synchronous: always fatal (a hypervisor fault). If SP lies in the guard page
+    // at the bottom of this core's stack (stacks are 64 KiB aligned, the guard is their lowest
+    // 4 KiB), pushing the frame would fault again for ever: report from the emergency stack.
+    // SP_EL0 and TPIDR_EL0 (guest EL0 state, no longer needed on this path) hold x0 and the
+    // interrupted SP for the report.
+    .balign 0x80
+    msr     sp_el0, x0
+    mov     x0, sp
+    msr     tpidr_el0, x0
+    and     x0, x0, #{stack_mask}
+    cbz     x0, 1f
+    sub     x0, x0, #0x1000
+    cmp     x0, #{frame}
+    b.ge    1f
+    adrp    x0, {emergency}
+    add     x0, x0, :lo12:{emergency}
+    add     x0, x0, #{emergency_size}
+    mov     sp, x0
+1:  mrs     x0, sp_el0
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x1, #0
+    b       tessera_trap_common
     TESSERA_VECTOR 1
     TESSERA_VECTOR 2
     TESSERA_VECTOR 3
@@ -180,7 +202,34 @@ tessera_run_on_stack:
 "#,
     frame = const FRAME_SIZE,
     handler = sym trap_entry,
+    stack_mask = const super::boot::STACK_SIZE - 1,
+    emergency = sym EMERGENCY_STACK,
+    emergency_size = const EMERGENCY_STACK_SIZE,
 );
+
+/// Bytes of the emergency stack a fatal EL2 exception is reported from when it came from a
+/// stack overflow (one for the machine: the report halts it).
+const EMERGENCY_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct EmergencyStack([u8; EMERGENCY_STACK_SIZE]);
+static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_STACK_SIZE]);
+
+/// Whether the trap frame at `frame` was pushed on the emergency stack, i.e. the exception
+/// came from an EL2 stack overflow.
+pub fn on_emergency_stack(frame: *const TrapFrame) -> bool {
+    let base = &raw const EMERGENCY_STACK as u64;
+    (base..base + EMERGENCY_STACK_SIZE as u64).contains(&(frame as u64))
+}
+
+/// The SP a current-EL synchronous exception interrupted (saved by its vector).
+pub fn interrupted_sp() -> u64 {
+    let v: u64;
+    // SAFETY: reading TPIDR_EL0 has no side effect; the current-EL synchronous vector stored
+    // the interrupted SP there.
+    unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) v, options(nomem, nostack)) };
+    v
+}
 
 unsafe extern "C" {
     static tessera_vectors: u8;
