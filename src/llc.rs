@@ -5,6 +5,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tessera_colors::CacheGeometry;
+use tock_registers::interfaces::Readable;
 
 use crate::config::{LlcDesc, BOARD};
 
@@ -107,7 +108,7 @@ pub fn geometry() -> CacheGeometry {
 fn detect() -> Option<(CacheGeometry, Source)> {
     let clidr = crate::arch::regs::clidr_el1();
     let level = tessera_colors::llc_level(clidr)?;
-    let ccidx = tessera_colors::ccidx_from_mmfr2(crate::arch::regs::id_aa64mmfr2_el1());
+    let ccidx = tessera_colors::ccidx_from_mmfr2(aarch64_cpu::registers::ID_AA64MMFR2_EL1.get());
     let g = CacheGeometry::from_registers(clidr, ccidx, crate::arch::regs::read_ccsidr)?;
     Some((g, Source::Registers { level }))
 }

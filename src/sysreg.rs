@@ -4,10 +4,9 @@
 //! RAM. Everything else (implementation-defined registers, EL2/EL3 registers) is left to the
 //! caller, which makes it UNDEFINED.
 
-use aarch64_cpu::asm::barrier;
-use aarch64_cpu::registers::{CCSIDR_EL1, CSSELR_EL1, ID_AA64MMFR2_EL1};
+use aarch64_cpu::registers::ID_AA64MMFR2_EL1;
 use tessera_stage2::GuestPhysAddr;
-use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::interfaces::Readable;
 
 use crate::arch::esr::Esr;
 use crate::arch::TrapFrame;
@@ -221,19 +220,12 @@ fn set_way(vm: VmId, xt: u64) {
 /// The geometry of data/unified cache level `level` (0-based), from CCSIDR_EL1; the guest's
 /// CSSELR_EL1 is restored. `None` when the level has no data or unified cache.
 fn geometry(level: u64) -> Option<CacheGeometry> {
-    let clidr: u64;
-    // SAFETY: CLIDR_EL1 is an identification register; reading it has no side effect.
-    unsafe { core::arch::asm!("mrs {}, clidr_el1", out(reg) clidr, options(nomem, nostack)) };
+    let clidr = crate::arch::regs::clidr_el1();
     // Ctype<n>: 2 data, 3 separate I+D, 4 unified.
     if !matches!((clidr >> (3 * level)) & 7, 2..=4) {
         return None;
     }
-    let saved = CSSELR_EL1.get();
-    CSSELR_EL1.set(level << 1);
-    barrier::isb(barrier::SY);
-    let ccsidr = CCSIDR_EL1.get();
-    CSSELR_EL1.set(saved);
-    barrier::isb(barrier::SY);
-    let ccidx = (ID_AA64MMFR2_EL1.get() >> 20) & 0xf != 0;
+    let ccsidr = crate::arch::regs::read_ccsidr(level << 1);
+    let ccidx = tessera_colors::ccidx_from_mmfr2(ID_AA64MMFR2_EL1.get());
     Some(CacheGeometry::from_ccsidr(ccsidr, ccidx))
 }

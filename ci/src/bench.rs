@@ -612,7 +612,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
         n += 1;
         let mut trace_target = Err("the Tessera image was not built".to_string());
         let tessera = (|| -> Result<Parsed> {
-            let hb = HypervisorBuild::new(
+            let mut hb = HypervisorBuild::new(
                 paths,
                 &o.board,
                 &o.config,
@@ -621,6 +621,7 @@ pub fn run(paths: &Paths, o: &Options) -> Result<i32> {
                 false,
                 None,
             )?;
+            hb.set_cpu(&o.cpu);
             println!(
                 "xtask: bench: [{n}/{total}] building Tessera ({}, GICv{gic}) ...",
                 hb.config_name
@@ -1009,9 +1010,9 @@ pub(crate) fn count_unavailable<T>(
     }
 }
 
-/// Builds `config` (a name or a path) for GICv`gic` and describes its QEMU run under
-/// `-icount`, with as many cores as the config uses: what the scheduling, console and ring
-/// benchmarks each run.
+/// Builds `config` (a name or a path) for GICv`gic` and the bench's CPU model and describes its
+/// QEMU run under `-icount`, with as many cores as the config uses: what the scheduling,
+/// console, ring and llc benchmarks each run.
 pub(crate) fn icount_spec(
     paths: &Paths,
     builder: &mut crate::images::Builder,
@@ -1020,7 +1021,7 @@ pub(crate) fn icount_spec(
     gic: u8,
     what: &str,
 ) -> Result<QemuSpec> {
-    let hb = crate::images::HypervisorBuild::new(
+    let mut hb = crate::images::HypervisorBuild::new(
         paths,
         &o.board,
         config,
@@ -1029,6 +1030,9 @@ pub(crate) fn icount_spec(
         false,
         None,
     )?;
+    // Built for the CPU model the run uses: colors are validated against its LLC, and an image
+    // whose config colors anything refuses to boot on another.
+    hb.set_cpu(&o.cpu);
     println!("xtask: bench: {what}: building ...");
     let built = builder.build_hypervisor(&hb)?;
     Ok(QemuSpec {

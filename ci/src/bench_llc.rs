@@ -32,9 +32,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 
-use super::{parse_log, timed_run, BaselineSource, Options, Parsed, Record, ICOUNT};
+use super::{parse_log, timed_run, BaselineSource, Options, Parsed, Record};
 use crate::images::Builder;
-use crate::qemu::QemuSpec;
 use crate::util::{self, Paths};
 
 /// The physical core of the RT VM in every llc config.
@@ -480,7 +479,7 @@ pub fn run_all(
                 (Ok(p), true) => Some(p),
                 _ => None,
             };
-            let mut spec = build(paths, builder, o, def.config, gic, &what)?;
+            let mut spec = super::icount_spec(paths, builder, o, def.config, gic, &what)?;
             if let Some((p, ram)) = plugin {
                 let _ = std::fs::remove_file(&out);
                 spec.extra.extend([
@@ -523,43 +522,6 @@ pub fn run_all(
         runs.push((def.key, r));
     }
     Ok((runs, failures))
-}
-
-/// Builds `config` for GIC version `gic` and the bench's CPU model (the colors are validated
-/// against its LLC, and the image refuses to boot on another), and describes its `-icount`
-/// QEMU run.
-fn build(
-    paths: &Paths,
-    builder: &mut Builder,
-    o: &Options,
-    config: &str,
-    gic: u8,
-    what: &str,
-) -> Result<QemuSpec> {
-    let mut hb = crate::images::HypervisorBuild::new(
-        paths,
-        &o.board,
-        config,
-        Some(gic),
-        Vec::new(),
-        false,
-        None,
-    )?;
-    hb.set_cpu(&o.cpu);
-    println!("xtask: bench: {what}: building ...");
-    let built = builder.build_hypervisor(&hb)?;
-    Ok(QemuSpec {
-        kernel: built.image,
-        gic,
-        cpu: o.cpu.clone(),
-        smp: util::config_cores(&hb.config_path)?,
-        memory: o.memory.clone(),
-        virtualization: true,
-        gdb: false,
-        semihosting: false,
-        defmt_file: None,
-        extra: ICOUNT.iter().map(|s| s.to_string()).collect(),
-    })
 }
 
 /// The miss records: (record name, run key).

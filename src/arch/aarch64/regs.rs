@@ -109,34 +109,16 @@ pub fn clidr_el1() -> u64 {
     v
 }
 
-/// ID_AA64MMFR2_EL1 (for FEAT_CCIDX, the CCSIDR format).
-pub fn id_aa64mmfr2_el1() -> u64 {
-    let v: u64;
-    // SAFETY: an identification register; reading it has no side effect.
-    unsafe { core::arch::asm!("mrs {}, id_aa64mmfr2_el1", out(reg) v, options(nomem, nostack)) };
-    v
-}
-
 /// CCSIDR_EL1 of the cache that `csselr` (a CSSELR_EL1 value) selects. CSSELR_EL1 is restored,
 /// so a guest's selection survives (it is EL1 state this core may hold for a vCPU).
 pub fn read_ccsidr(csselr: u64) -> u64 {
-    let (saved, v): (u64, u64);
-    // SAFETY: CSSELR_EL1 only selects which cache CCSIDR_EL1 describes; the previous value is
-    // put back before returning, with the ISBs the selection needs.
-    unsafe {
-        core::arch::asm!(
-            "mrs {saved}, csselr_el1",
-            "msr csselr_el1, {sel}",
-            "isb",
-            "mrs {v}, ccsidr_el1",
-            "msr csselr_el1, {saved}",
-            "isb",
-            saved = out(reg) saved,
-            sel = in(reg) csselr,
-            v = out(reg) v,
-            options(nostack)
-        )
-    };
-    let _ = saved;
-    v
+    use aarch64_cpu::asm::barrier;
+    use aarch64_cpu::registers::{CCSIDR_EL1, CSSELR_EL1};
+    let saved = CSSELR_EL1.get();
+    CSSELR_EL1.set(csselr);
+    barrier::isb(barrier::SY);
+    let ccsidr = CCSIDR_EL1.get();
+    CSSELR_EL1.set(saved);
+    barrier::isb(barrier::SY);
+    ccsidr
 }
